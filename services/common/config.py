@@ -1,0 +1,48 @@
+"""Settings read once from the environment (CITYOPS_*)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"CITYOPS_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP", ""))
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
+    district_code: str = field(default_factory=lambda: _env("DISTRICT_CODE", "310106"))
+    http_host: str = field(default_factory=lambda: _env("HTTP_HOST", "127.0.0.1"))
+    district_port: int = field(default_factory=lambda: int(_env("DISTRICT_PORT", "8080")))
+    street_port: int = field(default_factory=lambda: int(_env("STREET_PORT", "8081")))
+    #: the embedded broker answers a fetch only when this expires: keep it short there.
+    fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("FETCH_MAX_WAIT_MS", "20")))
+    batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "2000")))
+    outbox_batch: int = field(default_factory=lambda: int(_env("OUTBOX_BATCH", "2000")))
+    db_pool_size: int = field(default_factory=lambda: int(_env("DB_POOL_SIZE", "8")))
+    phone_key: str = field(default_factory=lambda: _env("PHONE_KEY", ""))
+    phone_key_file: str = field(
+        default_factory=lambda: _env("PHONE_KEY_FILE", str(ROOT / ".cityops" / "phone.key"))
+    )
+    reference_dir: Path = field(
+        default_factory=lambda: Path(_env("REFERENCE_DIR", str(ROOT / "deploy" / "reference")))
+    )
+    #: units the reference street platform serves; empty: every street and department.
+    street_units: tuple[str, ...] = field(
+        default_factory=lambda: tuple(u for u in _env("STREET_UNITS", "").split(",") if u)
+    )
+    group_prefix: str = field(default_factory=lambda: _env("GROUP_PREFIX", "cityops"))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
+    instance: str = field(
+        default_factory=lambda: _env("INSTANCE", f"{os.uname().nodename}-{os.getpid()}")
+    )
+
+    @property
+    def center_unit(self) -> str:
+        return f"{self.district_code}-CENTER"

@@ -1,0 +1,58 @@
+"""PostgreSQL: one pool per process, numbered SQL migrations applied in order."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import asyncpg
+
+from services.common.config import ROOT
+
+log = logging.getLogger(__name__)
+MIGRATIONS = ROOT / "deploy" / "migrations"
+#: advisory lock key held while migrating, so concurrent starts apply each file once.
+_MIGRATION_LOCK = 7_314_001
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, size: int = 8) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+def _migration_files(directory: Path) -> list[tuple[str, str]]:
+    files = sorted(directory.glob("[0-9][0-9][0-9]_*.sql"))
+    return [(p.stem, p.read_text(encoding="utf-8")) for p in files]
+
+
+async def migrate(dsn: str, directory: Path = MIGRATIONS) -> list[str]:
+    """Apply every `NNN_name.sql` not yet recorded in `schema_migrations`; return those applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, sql in _migration_files(directory):
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            log.info("migration applied", extra={"version": version})
+            applied.append(version)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()

@@ -1,0 +1,52 @@
+"""What every CityOps HTTP service serves: /healthz, /readyz, /metrics; and how it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.common.metrics import Metrics
+
+METRICS = web.AppKey("metrics", Metrics)
+READY_CHECKS = web.AppKey("ready_checks", list[Callable[[], str | None]])
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """503 with the reasons while any dependency is not yet connected or consuming."""
+    problems = [p for check in request.app[READY_CHECKS] if (p := check()) is not None]
+    if problems:
+        return web.json_response({"status": "not_ready", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def base_app(metrics_: Metrics) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[METRICS] = metrics_
+    app[READY_CHECKS] = []
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def run(app: web.Application, service: str, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM (web.run_app owns the signals), then run cleanups in reverse."""
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=None,
+        shutdown_timeout=10,
+        print=lambda _: print(f"cityops: {service} listening on http://{host}:{port}", flush=True),
+    )

@@ -1,0 +1,94 @@
+"""Kafka clients configured one way for every service."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+
+from contracts import topics
+from contracts.events import DeadLetter, DeadLetterError
+from services.common.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: partitions for topics keyed by case / order; more instances share them through groups.
+PARTITIONS = 6
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    # No idempotent producer or transactions: exactly-once comes from PostgreSQL (outbox, keys).
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        client_id=f"cityops-{settings.instance}",
+    )
+
+
+def make_consumer(settings: Settings, group: str, *subscribe: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *subscribe,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.group_prefix}-{group}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        client_id=f"cityops-{group}-{settings.instance}",
+    )
+
+
+def district_topics(unit_codes: Iterable[str]) -> list[str]:
+    """Every topic CityOps uses for one district's units."""
+    fixed = [*topics.INBOUND, topics.REPLIES, topics.CASE_EVENTS, topics.DEADLETTER]
+    return fixed + [topics.task_topic(u) for u in sorted(unit_codes)]
+
+
+async def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Create the topics that are missing (the broker may still be starting: retry briefly)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    for attempt in range(50):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.2)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, PARTITIONS, 1) for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another instance created them meanwhile
+            log.info("topics created", extra={"count": len(missing)})
+    finally:
+        await admin.close()
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def dead_letter(record: ConsumerRecord[bytes, bytes], kind: str, detail: str) -> DeadLetter:
+    """The dead-letter envelope: where it came from, the original bytes, and why."""
+    return DeadLetter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=_b64(record.key),
+        value=_b64(record.value),
+        error=DeadLetterError(kind=kind, detail=detail[:2000]),
+        at=datetime.now(UTC),
+    )

@@ -1,0 +1,201 @@
+"""The district's intake: one transaction per consumed batch, every effect exactly once."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+
+from contracts import topics
+from contracts.hotline import Feedback, OrderAction, WorkOrder
+from contracts.roadchief import Report
+from contracts.tasks import TaskFeedback
+from services.common import outbox
+from services.common.consumer import BatchHandler, Record
+from services.common.kafka import dead_letter
+from services.common.metrics import Metrics
+from services.district import queries
+from services.district.intake import FEEDS, Command, Invalid, parse
+from services.district.lifecycle import IllegalTransition
+from services.district.model import CaseRec, Changes
+from services.district.workflow import Refused, Workflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Batch:
+    """One batch's working set: cases by number and by upstream reference, and outcomes."""
+
+    changes: Changes = field(default_factory=Changes)
+    by_no: dict[str, CaseRec] = field(default_factory=dict)
+    by_ref: dict[tuple[str, str], CaseRec] = field(default_factory=dict)
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, case: CaseRec) -> None:
+        self.by_no[case.case_no] = case
+        self.by_ref[(case.source, case.source_ref)] = case
+
+    def find(self, lookup: tuple[str, str] | str) -> CaseRec | None:
+        return self.by_no.get(lookup) if isinstance(lookup, str) else self.by_ref.get(lookup)
+
+
+class Intake(BatchHandler):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        workflow: Workflow,
+        metrics: Metrics,
+        district_code: str,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.pool, self.workflow, self.metrics = pool, workflow, metrics
+        self.district_code, self.on_commit = district_code, on_commit
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        now = datetime.now(UTC)
+        batch = _Batch()
+        commands: list[tuple[Record, Command]] = []
+        for record in records:
+            try:
+                commands.append((record, parse(record, now)))
+            except Invalid as exc:
+                self._dead(batch, record, exc.kind, exc.detail, "invalid")
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await queries.claim_new_keys(conn, [c.key for _, c in commands])
+            todo = []
+            for record, cmd in commands:
+                if cmd.key in fresh:
+                    fresh.discard(cmd.key)  # a repeat inside the batch is a duplicate too
+                    todo.append((record, cmd))
+                else:
+                    batch.outcomes.append((cmd.feed, "duplicate"))
+            await self._load(conn, batch, [c for _, c in todo])
+            numbers = iter(
+                await queries.next_case_numbers(conn, sum(c.opens_case for _, c in todo))
+            )
+            for record, cmd in todo:
+                self._apply(batch, record, cmd, now, numbers)
+            await queries.save(conn, batch.changes)
+        self._after_commit(batch)
+
+    async def poison(self, record: Record, error: BaseException) -> None:
+        batch = _Batch()
+        self._dead(batch, record, "internal_error", repr(error), "invalid")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await outbox.write(conn, batch.changes.outbox)
+        self._after_commit(batch)
+
+    async def _load(self, conn: asyncpg.Connection, batch: _Batch, cmds: list[Command]) -> None:
+        lookups = [c.case_lookup() for c in cmds]
+        for case in await queries.lock_cases(
+            conn,
+            [x for x in lookups if isinstance(x, str)],
+            [x for x in lookups if not isinstance(x, str)],
+        ):
+            batch.add(case)
+
+    def _apply(
+        self, batch: _Batch, record: Record, cmd: Command, now: datetime, numbers: Iterator[int]
+    ) -> None:
+        ch = batch.changes
+        mark = (len(ch.events), len(ch.outbox), len(ch.after_commit), len(ch.new_cases))
+        case = batch.find(cmd.case_lookup())
+        saved = copy.deepcopy(case) if case is not None else None
+        try:
+            outcome = self._decide(batch, cmd, case, now, numbers)
+        except (Refused, IllegalTransition) as exc:
+            self._rollback(batch, mark, case, saved)
+            self._dead(batch, record, "refused", str(exc), "refused")
+            return
+        except _Unknown as exc:
+            self._rollback(batch, mark, case, saved)
+            self._dead(batch, record, "unknown_case", str(exc), "refused")
+            return
+        batch.outcomes.append((cmd.feed, outcome))
+
+    def _decide(
+        self,
+        batch: _Batch,
+        cmd: Command,
+        case: CaseRec | None,
+        now: datetime,
+        numbers: Iterator[int],
+    ) -> str:
+        m, wf, ch = cmd.message, self.workflow, batch.changes
+        if cmd.opens_case:
+            if case is not None:
+                return "duplicate"  # the same order or report dispatched again
+            case_no = self._case_no(next(numbers), now)
+            if isinstance(m, Report):
+                case = wf.open_report(m, case_no, now, cmd.origin_ms, ch)
+            else:
+                assert isinstance(m, WorkOrder)
+                case = wf.open_order(m, case_no, now, cmd.origin_ms, ch)
+            batch.add(case)
+            return "out_of_district" if case.state == "not_ours" else "accepted"
+        if case is None:
+            raise _Unknown(f"no case for {cmd.case_lookup()}")
+        if isinstance(m, TaskFeedback):
+            wf.unit_feedback(case, m, now, ch)
+        elif isinstance(m, Feedback):
+            wf.followup(case, m, now, ch)
+        else:
+            assert isinstance(m, WorkOrder) and m.action is not OrderAction.DISPATCH
+            if not wf.order_action(case, m, now, ch):
+                return "stale"
+        return "accepted"
+
+    def _case_no(self, n: int, now: datetime) -> str:
+        return f"{self.district_code}-{now:%Y%m%d}-{n:07d}"
+
+    @staticmethod
+    def _rollback(
+        batch: _Batch,
+        mark: tuple[int, int, int, int],
+        case: CaseRec | None,
+        saved: CaseRec | None,
+    ) -> None:
+        ch = batch.changes
+        del ch.events[mark[0] :], ch.outbox[mark[1] :], ch.after_commit[mark[2] :]
+        del ch.new_cases[mark[3] :]
+        if case is not None and saved is not None:
+            batch.add(saved)
+            if case.case_no in ch.cases:
+                ch.cases[case.case_no] = saved
+            for t in saved.tasks:
+                if t.task_id in ch.tasks:
+                    ch.tasks[t.task_id] = t
+
+    def _dead(self, batch: _Batch, record: Record, kind: str, detail: str, outcome: str) -> None:
+        feed = FEEDS.get(record.topic, record.topic)
+        letter = dead_letter(record, kind, detail)
+        key = (record.key or b"").decode("utf-8", "replace")
+        batch.changes.outbox.append(outbox.OutMessage.of(topics.DEADLETTER, key, letter))
+        batch.outcomes.append((feed, outcome))
+        self.metrics.deadletters.labels(feed, kind)  # create the series; counted after commit
+        batch.changes.after_commit.append(lambda: self.metrics.deadletters.labels(feed, kind).inc())
+        log.info(
+            "dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "kind": kind,
+            },
+        )
+
+    def _after_commit(self, batch: _Batch) -> None:
+        for fn in batch.changes.after_commit:
+            fn()
+        for feed, outcome in batch.outcomes:
+            self.metrics.intake_messages.labels(feed, outcome).inc()
+        self.on_commit()
+
+
+class _Unknown(Exception):
+    pass

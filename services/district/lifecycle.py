@@ -1,0 +1,104 @@
+"""The case state machine: which event may move a case from which state to which. Pure."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    RECEIVED = "received"
+    TRIAGE = "triage"
+    DISPATCHED = "dispatched"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    RETURNED = "returned"
+    ESCALATED = "escalated"
+    REOPENED = "reopened"
+    WITHDRAWN = "withdrawn"
+    NOT_OURS = "not_ours"
+
+
+class Event(StrEnum):
+    OPENED = "opened"
+    DISPATCHED = "dispatched"
+    TO_TRIAGE = "to_triage"
+    NOT_OURS = "not_ours"
+    SELF_HANDLED = "self_handled"
+    ACCEPTED = "accepted"
+    CONTACTED = "contacted"
+    PROGRESSED = "progressed"
+    RESOLVED = "resolved"
+    RETURNED = "returned"
+    ESCALATED = "escalated"
+    EXTENSION_REQUESTED = "extension_requested"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    WITHDRAWN = "withdrawn"
+    URGED = "urged"
+    SUPPLEMENTED = "supplemented"
+    FOLLOWED_UP = "followed_up"
+
+
+TERMINAL = frozenset({State.CLOSED, State.WITHDRAWN, State.NOT_OURS})
+#: states in which a unit holds the case and works on it.
+WORKING = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.REOPENED})
+OPEN = frozenset(State) - TERMINAL
+_ANY_OPEN = object()  # marker: the event keeps the state it finds
+
+_S = State
+TRANSITIONS: dict[Event, dict[State | None, State | object]] = {
+    Event.OPENED: {None: _S.RECEIVED},
+    Event.DISPATCHED: {
+        s: _S.DISPATCHED for s in (_S.RECEIVED, _S.TRIAGE, _S.RETURNED, _S.ESCALATED)
+    },
+    Event.TO_TRIAGE: {s: _S.TRIAGE for s in (_S.RECEIVED, _S.RETURNED, _S.ESCALATED)},
+    Event.NOT_OURS: {_S.RECEIVED: _S.NOT_OURS, _S.TRIAGE: _S.NOT_OURS},
+    Event.SELF_HANDLED: {_S.RECEIVED: _S.CLOSED},
+    Event.ACCEPTED: {_S.DISPATCHED: _S.ACCEPTED, _S.REOPENED: _S.ACCEPTED},
+    Event.CONTACTED: {
+        _S.DISPATCHED: _S.IN_PROGRESS,
+        _S.ACCEPTED: _S.IN_PROGRESS,
+        _S.REOPENED: _S.IN_PROGRESS,
+        _S.IN_PROGRESS: _S.IN_PROGRESS,
+    },
+    Event.PROGRESSED: {s: _S.IN_PROGRESS for s in WORKING},
+    Event.RESOLVED: {s: _S.RESOLVED for s in WORKING},
+    Event.RETURNED: {s: _S.RETURNED for s in WORKING},
+    Event.ESCALATED: {s: _S.ESCALATED for s in WORKING},
+    Event.EXTENSION_REQUESTED: {s: _ANY_OPEN for s in WORKING},
+    Event.CLOSED: {_S.RESOLVED: _S.CLOSED},
+    Event.REOPENED: {_S.RESOLVED: _S.REOPENED, _S.CLOSED: _S.REOPENED},
+    Event.WITHDRAWN: {s: _S.WITHDRAWN for s in OPEN},
+    Event.URGED: {s: _ANY_OPEN for s in OPEN},
+    Event.SUPPLEMENTED: {s: _ANY_OPEN for s in OPEN},
+    Event.FOLLOWED_UP: {_S.RESOLVED: _S.RESOLVED, _S.CLOSED: _S.CLOSED},
+}
+
+
+class IllegalTransition(ValueError):
+    """The event cannot happen in the case's current state; `reason` says why."""
+
+    def __init__(self, state: State | None, event: Event) -> None:
+        self.state, self.event = state, event
+        allowed = ", ".join(sorted(str(s) for s in TRANSITIONS[event] if s is not None)) or "none"
+        super().__init__(
+            f"cannot apply {event} to a case in state {state}; allowed from: {allowed}"
+        )
+
+
+def next_state(state: State | None, event: Event) -> State:
+    """The state after `event`, or IllegalTransition."""
+    target = TRANSITIONS[event].get(state)
+    if target is None:
+        raise IllegalTransition(state, event)
+    if target is _ANY_OPEN:
+        assert state is not None
+        return state
+    assert isinstance(target, State)
+    return target
+
+
+def allowed_events(state: State | None) -> frozenset[Event]:
+    return frozenset(e for e, table in TRANSITIONS.items() if state in table)

@@ -1,0 +1,112 @@
+"""In-memory case records and the changes one batch makes to them. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.common.outbox import OutMessage
+from services.district.lifecycle import State
+
+
+@dataclass(slots=True)
+class TaskRec:
+    task_id: str
+    case_no: str
+    unit_code: str
+    role: str
+    state: str  # assigned accepted contacted resolved returned withdrawn
+    dispatched_at: datetime
+    accept_by: datetime
+    first_contact_by: datetime
+    resolve_by: datetime
+    accepted_at: datetime | None = None
+    contacted_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("assigned", "accepted", "contacted")
+
+
+@dataclass(slots=True)
+class CaseRec:
+    case_no: str
+    district_code: str
+    source: str
+    source_ref: str
+    state: State
+    category_code: str
+    category_name: str
+    urgency: str
+    title: str
+    description: str
+    address: str
+    received_at: datetime
+    opened_at: datetime
+    street_code: str | None = None
+    request_type: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    caller_name: str | None = None
+    caller_phone_sealed: bytes | None = None
+    caller_phone_masked: str | None = None
+    caller_anonymous: bool = False
+    caller_callback: bool = True
+    reporters: int = 1
+    revision: int = 1
+    municipal_due: datetime | None = None
+    resolve_by: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    closed_on_time: bool | None = None
+    last_seq: int = 0
+    tasks: list[TaskRec] = field(default_factory=list)
+
+    def task(self, task_id: str) -> TaskRec | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def lead(self) -> TaskRec | None:
+        """The active lead task, if a unit currently holds the case."""
+        return next((t for t in self.tasks if t.role == "lead" and t.active), None)
+
+    def handling_unit(self) -> str | None:
+        lead = self.lead() or (self.tasks[-1] if self.tasks else None)
+        return lead.unit_code if lead else None
+
+
+@dataclass(slots=True)
+class EventRec:
+    case_no: str
+    seq: int
+    district_code: str
+    type: str
+    at: datetime
+    actor: str
+    from_state: str | None
+    to_state: str
+    unit_code: str | None
+    data: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.case_no}:{self.seq}"
+
+
+@dataclass
+class Changes:
+    """Everything one batch decided; written in one transaction, metrics applied after commit."""
+
+    new_cases: list[CaseRec] = field(default_factory=list)
+    cases: dict[str, CaseRec] = field(default_factory=dict)  # touched, by case_no
+    tasks: dict[str, TaskRec] = field(default_factory=dict)  # touched, by task_id
+    events: list[EventRec] = field(default_factory=list)
+    outbox: list[OutMessage] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def touch(self, case: CaseRec, *tasks: TaskRec) -> None:
+        self.cases[case.case_no] = case
+        for t in tasks:
+            self.tasks[t.task_id] = t

@@ -1,0 +1,104 @@
+"""The district's reference data (units, categories, street anchors) held in memory."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.district.geo import Anchor, StreetLocator
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    unit_code: str
+    name: str
+    tier: str  # district | street | department
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    code: str
+    name: str
+    major: str
+    object_type: str
+    default_owner: str  # "street" or a department's unit code
+    handle_sla: str
+    default_urgency: str = "normal"
+
+
+@dataclass(frozen=True)
+class Reference:
+    district_code: str
+    units: Mapping[str, Unit]
+    categories: Mapping[str, Category]
+    anchors: tuple[Anchor, ...]
+    locator: StreetLocator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "locator", StreetLocator(self.anchors))
+
+    @property
+    def center(self) -> Unit:
+        return next(u for u in self.units.values() if u.tier == "district")
+
+    def unit_name(self, unit_code: str | None) -> str:
+        unit = self.units.get(unit_code or "")
+        return unit.name if unit else (unit_code or "")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _urgency_from_notes(notes: str) -> str:
+    return "urgent" if "urgent by default" in notes else "normal"
+
+
+def load_csv(directory: Path, district_code: str) -> Reference:
+    """Reference data from the CSV files shipped in deploy/reference/."""
+    units = {
+        r["unit_code"]: Unit(r["unit_code"], r["name"], r["tier"])
+        for name in ("jingan_streets.csv", "jingan_departments.csv")
+        for r in _rows(directory / name)
+    }
+    categories = {
+        r["code"]: Category(
+            code=r["code"],
+            name=r["minor"],
+            major=r["major"],
+            object_type=r["object_type"],
+            default_owner=r["default_owner"],
+            handle_sla=r["handle_sla"],
+            default_urgency=_urgency_from_notes(r["notes"]),
+        )
+        for r in _rows(directory / "categories.csv")
+    }
+    anchors = tuple(
+        Anchor(r["unit_code"], float(r["lon"]), float(r["lat"]))
+        for r in _rows(directory / "jingan_street_anchors_wgs84.csv")
+    )
+    return Reference(district_code, units, categories, anchors)
+
+
+#: Shanghai's districts, to name the right one when an order is not ours.
+SHANGHAI_DISTRICTS = {
+    "310101": "黄浦区",
+    "310104": "徐汇区",
+    "310105": "长宁区",
+    "310106": "静安区",
+    "310107": "普陀区",
+    "310109": "虹口区",
+    "310110": "杨浦区",
+    "310112": "闵行区",
+    "310113": "宝山区",
+    "310114": "嘉定区",
+    "310115": "浦东新区",
+    "310116": "金山区",
+    "310117": "松江区",
+    "310118": "青浦区",
+    "310120": "奉贤区",
+    "310151": "崇明区",
+}

@@ -1,0 +1,69 @@
+"""The reference street platform: consumes its units' tasks, offers the operator's actions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from contracts import topics
+from services.common import db
+from services.common.config import Settings
+from services.common.consumer import BatchConsumer
+from services.common.http import METRICS, READY_CHECKS, base_app
+from services.common.kafka import make_consumer, make_producer
+from services.common.metrics import Metrics
+from services.common.outbox import Publisher
+from services.common.tasks import background
+from services.street import api, queries
+from services.street.consumer import TaskInbox
+from services.street.desk import OUTBOX
+from services.street.keys import CONSUMER, POOL, PRODUCER, PUBLISHER, SETTINGS, UNITS
+
+
+def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
+    app = base_app(metrics or Metrics())
+    app[SETTINGS] = settings
+    app.router.add_routes(api.routes)
+    app.cleanup_ctx.extend(
+        [
+            _pool,
+            _producer,
+            background("street-outbox", lambda a: a[PUBLISHER].run()),
+            _consumer,
+            background("street-consumer", lambda a: a[CONSUMER].run()),
+        ]
+    )
+    app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
+    return app
+
+
+async def _pool(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    pool = app[POOL] = await db.create_pool(s.database_url, s.db_pool_size)
+    async with pool.acquire() as conn:
+        app[UNITS] = list(s.street_units) or await queries.desk_units(conn, s.district_code)
+    yield
+    await pool.close()
+
+
+async def _producer(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    producer = app[PRODUCER] = make_producer(s)
+    await producer.start()
+    app[PUBLISHER] = Publisher(app[POOL], producer, table=OUTBOX, batch=s.outbox_batch)
+    yield
+    await producer.stop()
+
+
+async def _consumer(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    kafka = make_consumer(s, "street", *(topics.task_topic(u) for u in app[UNITS]))
+    app[CONSUMER] = BatchConsumer(
+        kafka,
+        TaskInbox(app[POOL], app[METRICS]),
+        app[METRICS],
+        "street",
+        max_records=s.batch_max_records,
+    )
+    yield
