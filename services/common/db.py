@@ -17,7 +17,12 @@ _MIGRATION_LOCK = 7_314_001
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # binary format, so COPY (copy_records_to_table) can write jsonb columns too
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda v: b"\x01" + json.dumps(v, ensure_ascii=False).encode(),
+        decoder=lambda b: json.loads(b[1:]),
+    )
 
 
 async def create_pool(dsn: str, size: int = 8) -> asyncpg.Pool:

@@ -1,0 +1,146 @@
+"""Helpers for tests against the real broker, database and services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.common.config import Settings
+
+DATA = Path(__file__).parent / "data"
+
+
+def samples(name: str) -> list[dict[str, Any]]:
+    lines = (DATA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[Any]], what: str, timeout: float = 15.0, every: float = 0.05
+) -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Service:
+    """An aiohttp app running in the test's loop on a free loopback port."""
+
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self.runner, self.url = runner, url
+        self.app = runner.app
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as s, s.get(self.url + path) as r:
+            body = await r.text()
+            return r.status, (json.loads(body) if r.content_type == "application/json" else body)
+
+    async def post(self, path: str, body: Any, **headers: str) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as s, s.post(
+            self.url + path, json=body, headers=headers
+        ) as r:
+            return r.status, await r.json()
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of the service's /metrics (0 when absent)."""
+        _, text = await self.get("/metrics")
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            series, _, value = line.rpartition(" ")
+            if series.split("{")[0] != name:
+                continue
+            got = series.partition("{")[2].rstrip("}")
+            if ",".join(sorted(got.split(","))) == want or (not want and not got):
+                return float(value)
+        return 0.0
+
+
+@asynccontextmanager
+async def running(app: web.Application) -> AsyncIterator[Service]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    service = Service(runner, f"http://127.0.0.1:{port}")
+    try:
+        await wait_until(lambda: _ready(service), "service ready")
+        yield service
+    finally:
+        await runner.cleanup()
+
+
+async def _ready(service: Service) -> bool:
+    status, _ = await service.get("/readyz")
+    return status == 200
+
+
+class Topics:
+    """Publish to and read from topics of one broker; reading always starts at the beginning."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bootstrap = settings.kafka_bootstrap
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=1)
+
+    async def __aenter__(self) -> Topics:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def publish(self, topic: str, key: str, value: bytes | dict[str, Any]) -> None:
+        raw = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
+        await self._producer.send_and_wait(topic, raw, key=key.encode())
+
+    async def read(self, topic: str) -> list[dict[str, Any]]:
+        """Every message on the topic so far, as JSON, in per-partition order."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    fetch_max_wait_ms=10)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            out: list[dict[str, Any]] = []
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    out.extend(json.loads(r.value) for r in records)
+            return out
+        finally:
+            await consumer.stop()
+
+    async def wait_for(
+        self, topic: str, match: Callable[[dict[str, Any]], bool], what: str, count: int = 1,
+        timeout: float = 15.0,
+    ) -> list[dict[str, Any]]:
+        async def found() -> list[dict[str, Any]] | None:
+            hits = [m for m in await self.read(topic) if match(m)]
+            return hits if len(hits) >= count else None
+
+        return await wait_until(found, what, timeout, every=0.1)  # type: ignore[no-any-return]
