@@ -29,17 +29,11 @@ PHRASES: dict[str, tuple[int, list[tuple[str, str]]]] = {
         ("垃圾堆放未清运", "{road}人行道边堆放多袋生活垃圾，已有两天无人清运，气味很大。"),
         ("垃圾桶满溢", "{road}沿街垃圾桶满溢，垃圾散落一地。"),
     ]),
-    "建筑垃圾渣土": (3, [
-        ("装修垃圾乱倒", "{road}某小区门口堆放大量装修垃圾，无覆盖，扬尘严重。"),
-    ]),
-    "道路不洁": (3, [
-        ("路面油污", "{road}路面有大片油污，行人容易滑倒，请安排清洗。"),
-    ]),
-    "绿地脏乱": (2, [
-        ("街心绿地脏乱", "{road}街心绿地内烟头、塑料袋较多，长期无人打扫。"),
-    ]),
+    "建筑垃圾渣土": (3, [("装修垃圾乱倒", "{road}某小区门口堆放大量装修垃圾，无覆盖，扬尘严重。")]),
+    "道路不洁": (3, [("路面油污", "{road}路面有大片油污，行人容易滑倒，请安排清洗。")]),
+    "绿地脏乱": (2, [("街心绿地脏乱", "{road}街心绿地内烟头、塑料袋较多，长期无人打扫。")]),
     "油烟污染": (8, [
-        ("饭店油烟直排扰民", "{road}某饭店厨房油烟未经净化直接排放，楼上住户无法开窗，已持续一个月。"),
+        ("饭店油烟直排扰民", "{road}某饭店厨房油烟未经净化直接排放，楼上住户无法开窗。"),
         ("烧烤店油烟扰民", "{road}某烧烤店每晚油烟很大，烟味飘进居民家中。"),
     ]),
     "噪声扰民": (9, [
@@ -50,47 +44,31 @@ PHRASES: dict[str, tuple[int, list[tuple[str, str]]]] = {
         ("流动摊贩占道", "{road}地铁站出口每天傍晚有流动摊贩占用人行道摆摊，行人只能走机动车道。"),
         ("早餐摊占道", "{road}早餐摊点在人行道上摆放桌椅，通行困难。"),
     ]),
-    "跨门营业": (5, [
-        ("店铺跨门营业", "{road}沿街水果店货架摆出门外约两米，占用人行道。"),
-    ]),
+    "跨门营业": (5, [("店铺跨门营业", "{road}沿街水果店货架摆出门外约两米，占用人行道。")]),
     "非机动车乱停放": (7, [
-        ("共享单车堵塞人行道", "{road}地铁站出口大量共享单车乱停放，占据整条人行道，老人推车无法通行。"),
+        ("共享单车堵塞人行道", "{road}地铁站出口共享单车乱停放，占满人行道，老人推车无法通行。"),
     ]),
     "违法停车": (6, [
         ("机动车占用人行道停放", "{road}多辆机动车长期停在人行道上，行人被迫绕行。"),
         ("车辆堵塞小区出入口", "{road}某小区出入口被违停车辆堵住，居民车辆无法进出。"),
     ]),
-    "施工扰民": (6, [
-        ("夜间施工噪声", "{road}某工地每晚十一点后仍在施工，噪声很大，影响休息。"),
-    ]),
-    "道路破损": (4, [
-        ("路面坑洼", "{road}非机动车道有多处坑洼，雨天积水，骑车容易摔倒。"),
-    ]),
+    "施工扰民": (6, [("夜间施工噪声", "{road}某工地每晚十一点后仍在施工，噪声很大，影响休息。")]),
+    "道路破损": (4, [("路面坑洼", "{road}非机动车道有多处坑洼，雨天积水，骑车容易摔倒。")]),
     "群租": (4, [
         ("疑似群租", "{road}某小区一套两居室住了十多人，进出频繁，存在消防隐患，怀疑群租。"),
     ]),
-    "住宅漏水": (4, [
-        ("楼上漏水", "{road}某小区楼上住户卫生间漏水，渗到楼下天花板，协商未果。"),
-    ]),
-    "物业纠纷": (3, [
-        ("物业不作为", "{road}某小区电梯故障一周，物业一直未安排维修。"),
-    ]),
+    "住宅漏水": (4, [("楼上漏水", "{road}某小区楼上住户卫生间漏水，渗到楼下天花板，协商未果。")]),
+    "物业纠纷": (3, [("物业不作为", "{road}某小区电梯故障一周，物业一直未安排维修。")]),
     "食品安全": (4, [
-        ("超市售卖过期食品", "在{road}某超市购买的酸奶已过保质期两天，要求查处。"),
+        ("超市售卖过期食品", "在{road}某超市购买的酸奶已过保质期两天。"),
         ("餐馆卫生问题", "{road}某餐馆后厨卫生很差，饭菜中吃出异物。"),
     ]),
-    "消费纠纷": (3, [
-        ("预付卡退费难", "{road}某健身房突然关门，会员预付卡余额无法退还。"),
-    ]),
+    "消费纠纷": (3, [("预付卡退费难", "{road}某健身房突然关门，会员预付卡余额无法退还。")]),
     "道路积水": (2, [
         ("道路大面积积水", "暴雨后{road}路口积水没过脚踝，车辆无法通行，下水道有倒灌。"),
     ]),
-    "树木倒伏": (2, [
-        ("大树倒伏压住道路", "{road}一棵行道树被大风刮倒，横在非机动车道上。"),
-    ]),
-    "消防隐患": (2, [
-        ("楼道堆物", "{road}某小区楼道内堆满杂物和电瓶车，电瓶车在楼道内充电。"),
-    ]),
+    "树木倒伏": (2, [("大树倒伏压住道路", "{road}一棵行道树被大风刮倒，横在非机动车道上。")]),
+    "消防隐患": (2, [("楼道堆物", "{road}某小区楼道内堆满杂物和电瓶车，电瓶车在楼道内充电。")]),
     "邻里纠纷": (2, [
         ("邻里纠纷", "{road}某小区邻居在公共走廊堆放鞋柜，多次沟通无果，双方发生争执。"),
     ]),
@@ -98,18 +76,10 @@ PHRASES: dict[str, tuple[int, list[tuple[str, str]]]] = {
         ("人行道井盖缺失", "{road}人行道上一处井盖缺失，仅用塑料桶遮挡，有行人跌落风险。"),
         ("井盖松动异响", "{road}机动车道上井盖松动，车辆经过时响声很大。"),
     ]),
-    "路灯不亮": (3, [
-        ("路灯不亮", "{road}一段路灯连续多晚不亮，夜间行走不安全。"),
-    ]),
-    "消火栓损坏": (1, [
-        ("消火栓漏水", "{road}路边消火栓漏水，地面长期湿滑。"),
-    ]),
-    "行道树缺株": (1, [
-        ("行道树缺株", "{road}人行道树穴空缺多处，建议补种。"),
-    ]),
-    "其他": (2, [
-        ("其他问题反映", "市民反映{road}附近的问题，具体情况需进一步核实。"),
-    ]),
+    "路灯不亮": (3, [("路灯不亮", "{road}一段路灯连续多晚不亮，夜间行走不安全。")]),
+    "消火栓损坏": (1, [("消火栓漏水", "{road}路边消火栓漏水，地面长期湿滑。")]),
+    "行道树缺株": (1, [("行道树缺株", "{road}人行道树穴空缺多处，建议补种。")]),
+    "其他": (2, [("其他问题反映", "市民反映{road}附近的问题，具体情况需进一步核实。")]),
 }
 VARIANTS = {
     "油烟污染": ["餐饮油烟", "油烟扰民"], "噪声扰民": ["噪音扰民", "社会生活噪声"],
@@ -118,7 +88,7 @@ VARIANTS = {
     "施工扰民": ["施工噪声"], "群租": ["群租房"], "道路积水": ["积水"],
 }
 UNKNOWN_HINTS = ["城市管理综合", "其他事项", "市容环境卫生", "民生诉求"]
-# real roads near each street's centre (Jing'an); the first two name the street's core.
+# real roads in or beside each street's territory (Jing'an).
 ROADS = {
     "310106006000": ["江宁路", "昌平路", "武定路", "康定路", "西康路", "新闸路", "海防路"],
     "310106011000": ["石门二路", "泰兴路", "新闸路", "北京西路", "成都北路", "山海关路"],
@@ -237,14 +207,15 @@ class FeedGenerator:
             return {"lon": round(lon, 6), "lat": round(lat, 6), "crs": "gcj02"}
         return {"lon": round(lon, 6), "lat": round(lat, 6), "crs": "wgs84"}
 
-    def _address(self, roads: list[str]) -> str:
+    def _address(self, roads: list[str]) -> tuple[str, str]:
+        """A road of the street and a free-text address on it."""
         road, other = self.rng.sample(roads, 2)
         form = self.rng.randrange(4)
         if form == 0:
-            return f"{road}{self.rng.randrange(1, 1500)}号"
+            return road, f"{road}{self.rng.randrange(1, 1500)}号"
         if form == 1:
-            return f"{road}{self.rng.randrange(1, 1200)}弄附近"
-        return f"{road}与{other}路口" if form == 2 else f"{road}某小区"
+            return road, f"{road}{self.rng.randrange(1, 1200)}弄附近"
+        return road, (f"{road}与{other}路口" if form == 2 else f"{road}某小区")
 
     def _urgency(self, category: dict[str, str]) -> str:
         if "urgent by default" in category["notes"]:
@@ -269,18 +240,19 @@ class FeedGenerator:
         street = self.rng.choice(sorted(self.anchors))
         roads = ROADS.get(street, ["大统路", "共和新路"])
         district_code, lon, lat = self.district_code, *self._point(street)
-        address = "静安区" + self._address(roads)
+        road, address = self._address(roads)
+        address = "静安区" + address
         if self.elsewhere and self.rng.random() < 0.03:
             district_code, district_name, place, lon, lat = self.rng.choice(self.elsewhere)
             lon, lat = self._jitter(lon, lat)
-            roads, address = [place], f"{district_name}{place}{self.rng.randrange(1, 900)}号"
+            road, address = place, f"{district_name}{place}{self.rng.randrange(1, 900)}号"
         order: dict[str, Any] = {
             "schema": "hotline12345.workorder/v1", "order_no": order_no, "action": "dispatch",
             "revision": 1, "sent_at": iso(now),
             "received_at": iso(now - timedelta(seconds=self.rng.randrange(60, 900))),
             "channel": channel, "request_type": request_type, "urgency": self._urgency(category),
             "title": title,
-            "content": CHANNEL_LEAD[channel] + content.format(road=roads[0]) + ASK[request_type],
+            "content": CHANNEL_LEAD[channel] + content.format(road=road) + ASK[request_type],
             "address": address, "district_code": district_code,
             "caller": self._caller(), "attachments": [],
         }

@@ -60,6 +60,9 @@ def run_all(settings: Settings) -> int:
             kafka = EmbeddedKafka()
             stack.append(kafka)
             env["CITYOPS_KAFKA_BOOTSTRAP"] = kafka.bootstrap
+            # it answers a fetch only when the wait expires, and delays joins by the session
+            env.setdefault("CITYOPS_FETCH_MAX_WAIT_MS", "10")
+            env.setdefault("CITYOPS_SESSION_TIMEOUT_MS", "2000")
             print(f"cityops: embedded Kafka-protocol broker (tansu) at {kafka.bootstrap}", flush=True)
         settings = dataclasses.replace(
             settings, database_url=env["CITYOPS_DATABASE_URL"],

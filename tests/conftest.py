@@ -98,7 +98,7 @@ async def settings(
     dsn = await databases.create(name, template=TEMPLATE)
     s = replace(
         Settings(), database_url=dsn, kafka_bootstrap=kafka_bootstrap, http_host="127.0.0.1",
-        district_port=0, street_port=0, fetch_max_wait_ms=10, phone_key="",
+        district_port=0, street_port=0, fetch_max_wait_ms=10, session_timeout_ms=2000, phone_key="",
         phone_key_file=str(tmp_path / "phone.key"), group_prefix=f"test-{name}",
         reference_dir=ROOT / "deploy" / "reference",
     )

@@ -22,7 +22,11 @@ class Settings:
     district_port: int = field(default_factory=lambda: int(_env("DISTRICT_PORT", "8080")))
     street_port: int = field(default_factory=lambda: int(_env("STREET_PORT", "8081")))
     #: the embedded broker answers a fetch only when this expires: keep it short there.
-    fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("FETCH_MAX_WAIT_MS", "20")))
+    fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("FETCH_MAX_WAIT_MS", "100")))
+    #: the broker delays a group join by about half of this: short for the embedded broker.
+    session_timeout_ms: int = field(
+        default_factory=lambda: int(_env("SESSION_TIMEOUT_MS", "10000"))
+    )
     batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "2000")))
     outbox_batch: int = field(default_factory=lambda: int(_env("OUTBOX_BATCH", "2000")))
     db_pool_size: int = field(default_factory=lambda: int(_env("DB_POOL_SIZE", "8")))

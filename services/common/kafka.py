@@ -42,6 +42,8 @@ def make_consumer(settings: Settings, group: str, *subscribe: str) -> AIOKafkaCo
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(settings.session_timeout_ms // 4, 100),
         max_partition_fetch_bytes=4 * 1024 * 1024,
         client_id=f"cityops-{group}-{settings.instance}",
     )
