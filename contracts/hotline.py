@@ -98,9 +98,9 @@ class Feedback(Message):
     @property
     def reopens(self) -> bool:
         """Dissatisfied or not resolved reopens the case; unreachable changes nothing."""
-        if self.satisfaction is Satisfaction.UNREACHABLE:
+        if self.satisfaction == Satisfaction.UNREACHABLE:
             return False
-        return self.satisfaction is Satisfaction.DISSATISFIED or not self.resolved
+        return self.satisfaction == Satisfaction.DISSATISFIED or not self.resolved
 
 
 class ReplyKind(StrEnum):

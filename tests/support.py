@@ -51,9 +51,10 @@ class Service:
             return r.status, (json.loads(body) if r.content_type == "application/json" else body)
 
     async def post(self, path: str, body: Any, **headers: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as s, s.post(
-            self.url + path, json=body, headers=headers
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(self.url + path, json=body, headers=headers) as r,
+        ):
             return r.status, await r.json()
 
     async def metric(self, name: str, **labels: str) -> float:
@@ -112,13 +113,14 @@ class Topics:
 
     async def read(self, topic: str) -> list[dict[str, Any]]:
         """Every message on the topic so far, as JSON, in per-partition order."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    fetch_max_wait_ms=10)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        )
         await consumer.start()
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             if not parts:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
             if not tps:
@@ -136,7 +138,11 @@ class Topics:
             await consumer.stop()
 
     async def wait_for(
-        self, topic: str, match: Callable[[dict[str, Any]], bool], what: str, count: int = 1,
+        self,
+        topic: str,
+        match: Callable[[dict[str, Any]], bool],
+        what: str,
+        count: int = 1,
         timeout: float = 15.0,
     ) -> list[dict[str, Any]]:
         async def found() -> list[dict[str, Any]] | None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -21,7 +22,7 @@ from services.common.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 RETRIABLE = (
     OSError,
     asyncpg.PostgresConnectionError,

@@ -19,7 +19,9 @@ _MIGRATION_LOCK = 7_314_001
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # binary format, so COPY (copy_records_to_table) can write jsonb columns too
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", format="binary",
+        "jsonb",
+        schema="pg_catalog",
+        format="binary",
         encoder=lambda v: b"\x01" + json.dumps(v, ensure_ascii=False).encode(),
         decoder=lambda b: json.loads(b[1:]),
     )

@@ -123,7 +123,8 @@ class StreetLocator:
 
     Rings of cells around the query are searched until no unvisited cell can hold an anchor
     nearer than the best one so far (or than `max_distance_m`). Ties go to the anchor given
-    first, so the answer is exactly the brute-force nearest anchor.
+    first, so the answer is exactly the brute-force nearest anchor. Grid columns wrap around
+    the antimeridian.
     """
 
     def __init__(
@@ -133,23 +134,21 @@ class StreetLocator:
             raise ValueError("a street locator needs at least one anchor")
         if not (max_distance_m > 0 and math.isfinite(max_distance_m) and cell_m > 0):
             raise ValueError("max_distance_m and cell_m must be positive and finite")
-        for a in anchors:
-            if not (abs(a.lon) <= 180.0 and abs(a.lat) <= 90.0):
-                raise ValueError(f"anchor out of range: {a}")
+        if any(not (abs(a.lon) <= 180.0 and abs(a.lat) <= 90.0) for a in anchors):
+            raise ValueError("anchor coordinates out of range")
         self.max_distance_m = max_distance_m
         lats = [a.lat for a in anchors]
-        self._lon_range = (min(a.lon for a in anchors), max(a.lon for a in anchors))
-        self._cell_lat = math.degrees(cell_m / EARTH_RADIUS_M)
-        mid_lat = math.radians((min(lats) + max(lats)) / 2.0)
-        self._cell_lon = self._cell_lat / max(math.cos(mid_lat), 0.01)
+        self._cell_lat = min(math.degrees(cell_m / EARTH_RADIUS_M), 180.0)
+        mid_cos = max(math.cos(math.radians((min(lats) + max(lats)) / 2.0)), 0.01)
+        self._n_cols = max(1, math.floor(360.0 / (self._cell_lat / mid_cos)))
+        self._cell_lon = 360.0 / self._n_cols
         # Any point within max_distance_m of an anchor has |lat| <= _lat_limit.
-        self._lat_limit = max(abs(x) for x in lats) + math.degrees(max_distance_m / EARTH_RADIUS_M)
+        self._lat_limit = max(map(abs, lats)) + math.degrees(max_distance_m / EARTH_RADIUS_M)
         self._cos_limit = math.cos(math.radians(min(self._lat_limit, 90.0)))
         self._grid: dict[_Cell, list[tuple[int, Anchor]]] = {}
         for order, a in enumerate(anchors):
             self._grid.setdefault(self._cell(a.lon, a.lat), []).append((order, a))
-        cols = [c[0] for c in self._grid]
-        rows = [c[1] for c in self._grid]
+        cols, rows = [i for i, _ in self._grid], [j for _, j in self._grid]
         self._bounds = (min(cols), max(cols), min(rows), max(rows))
 
     @classmethod
@@ -164,10 +163,6 @@ class StreetLocator:
         """The street of the nearest anchor, or None if none is within max_distance_m."""
         if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lat) > self._lat_limit:
             return None
-        if not -180.0 <= lon <= 180.0:
-            lon = (lon + 180.0) % 360.0 - 180.0
-        # Unseen anchors are at least this far in longitude the other way round the globe.
-        wrap_deg = 360.0 - max(abs(lon - x) for x in self._lon_range)
         ci, cj = self._cell(lon, lat)
         best: tuple[float, int, str] | None = None
         r = 0
@@ -177,7 +172,7 @@ class StreetLocator:
                 if best is None or cand[:2] < best[:2]:
                     best = cand
             bound = min(best[0], self.max_distance_m) if best else self.max_distance_m
-            if self._unseen_lower_bound_m(r, wrap_deg) > bound or self._covers_all(ci, cj, r):
+            if self._unseen_lower_bound_m(r) > bound or self._covers_all(ci, cj, r):
                 break
             r += 1
         if best is None or best[0] > self.max_distance_m:
@@ -185,7 +180,8 @@ class StreetLocator:
         return Located(unit_code=best[2], distance_m=best[0])
 
     def _cell(self, lon: float, lat: float) -> _Cell:
-        return math.floor(lon / self._cell_lon), math.floor(lat / self._cell_lat)
+        col = math.floor((lon + 180.0) / self._cell_lon) % self._n_cols
+        return col, math.floor(lat / self._cell_lat)
 
     def _ring(self, ci: int, cj: int, r: int) -> Iterator[tuple[int, Anchor]]:
         """Anchors in the cells at Chebyshev distance exactly r from (ci, cj)."""
@@ -195,20 +191,24 @@ class StreetLocator:
             top_bottom = ((ci + d, cj + s) for d in range(-r, r + 1) for s in (-r, r))
             sides = ((ci + s, cj + d) for d in range(-r + 1, r) for s in (-r, r))
             cells = (*top_bottom, *sides)
-        for cell in cells:
-            yield from self._grid.get(cell, ())
+        for i, j in cells:
+            yield from self._grid.get((i % self._n_cols, j), ())
 
-    def _unseen_lower_bound_m(self, r: int, wrap_deg: float) -> float:
+    def _unseen_lower_bound_m(self, r: int) -> float:
         """Lower bound on the distance to any anchor outside rings 0..r.
 
         Such an anchor differs from the query by more than r cells in latitude or longitude.
         hav(d) >= hav(d_lat) and hav(d) >= cos(lat_limit)^2 * hav(d_lon) give the bound.
         """
         d_lat = min(math.radians(r * self._cell_lat), math.pi)
-        d_lon = math.radians(max(0.0, min(r * self._cell_lon, wrap_deg, 180.0)))
+        if 2 * r + 1 >= self._n_cols:  # every column visited: only latitude can separate
+            return EARTH_RADIUS_M * d_lat
+        d_lon = math.radians(min(r * self._cell_lon, 180.0))
         lon_bound = 2.0 * math.asin(self._cos_limit * math.sin(d_lon / 2.0))
         return EARTH_RADIUS_M * min(d_lat, lon_bound)
 
     def _covers_all(self, ci: int, cj: int, r: int) -> bool:
+        """Every occupied cell has been visited."""
         i_min, i_max, j_min, j_max = self._bounds
-        return ci - r <= i_min and ci + r >= i_max and cj - r <= j_min and cj + r >= j_max
+        cols = 2 * r + 1 >= self._n_cols or (ci - r <= i_min and ci + r >= i_max)
+        return cols and cj - r <= j_min and cj + r >= j_max

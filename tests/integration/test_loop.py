@@ -39,8 +39,11 @@ async def publish_samples(t: Topics) -> None:
 
 async def task_for(t: Topics, ref: str) -> dict[str, Any]:
     unit = EXPECTED_UNITS[ref]
-    [task] = await t.wait_for(topics.task_topic(unit), lambda m: m["case"]["source_ref"] == ref,
-                              f"task for {ref} on {unit}")
+    [task] = await t.wait_for(
+        topics.task_topic(unit),
+        lambda m: m["case"]["source_ref"] == ref,
+        f"task for {ref} on {unit}",
+    )
     return task
 
 
@@ -60,8 +63,9 @@ async def test_samples_are_dispatched_to_the_owning_units(settings: Settings) ->
         assert manhole["case"]["location"]["crs"] == "wgs84"
 
         # outside the district: replied upstream, naming the right district; no task
-        [reply] = await t.wait_for(topics.REPLIES, lambda m: m["order_no"] == "HL2026112700132",
-                                   "not_our_district reply")
+        [reply] = await t.wait_for(
+            topics.REPLIES, lambda m: m["order_no"] == "HL2026112700132", "not_our_district reply"
+        )
         assert reply["kind"] == "not_our_district" and "徐汇区" in reply["text"]
         # no coordinates and no matching category: waits for manual triage
         [triage] = await t.wait_for(
@@ -71,18 +75,31 @@ async def test_samples_are_dispatched_to_the_owning_units(settings: Settings) ->
         )
         assert triage["type"] == "to_triage"
         # handled on the spot: closed at once as self-handled
-        await t.wait_for(topics.CASE_EVENTS,
-                         lambda m: m["type"] == "self_handled" and m["to_state"] == "closed",
-                         "on-site report closed")
+        await t.wait_for(
+            topics.CASE_EVENTS,
+            lambda m: m["type"] == "self_handled" and m["to_state"] == "closed",
+            "on-site report closed",
+        )
 
         assert await district.metric("cityops_cases_opened_total", source="hotline12345") == 10
         assert await district.metric("cityops_cases_opened_total", source="roadchief") == 3
-        assert await district.metric("cityops_intake_messages_total", feed="hotline12345",
-                                     outcome="accepted") == 9
-        assert await district.metric("cityops_intake_messages_total", feed="hotline12345",
-                                     outcome="out_of_district") == 1
-        assert await district.metric("cityops_tasks_dispatched_total", unit="310106-JSGL",
-                                     role="lead") == 4
+        assert (
+            await district.metric(
+                "cityops_intake_messages_total", feed="hotline12345", outcome="accepted"
+            )
+            == 9
+        )
+        assert (
+            await district.metric(
+                "cityops_intake_messages_total", feed="hotline12345", outcome="out_of_district"
+            )
+            == 1
+        )
+        assert (
+            await district.metric("cityops_tasks_dispatched_total", unit="310106-JSGL", role="lead")
+            == 4
+        )
+
         async def latency_count() -> bool:
             count = await district.metric("cityops_dispatch_latency_seconds_count")
             return count == len(EXPECTED_UNITS)
@@ -91,8 +108,11 @@ async def test_samples_are_dispatched_to_the_owning_units(settings: Settings) ->
 
 
 async def test_street_desk_closes_the_loop(settings: Settings) -> None:
-    async with running(district_app(settings)) as district, running(street_app(settings)) as street, \
-            Topics(settings) as t:
+    async with (
+        running(district_app(settings)) as district,
+        running(street_app(settings)) as street,
+        Topics(settings) as t,
+    ):
         await publish_samples(t)
         task = await task_for(t, "HL2026112700125")
         task_id, case_no = task["task_id"], task["case_no"]
@@ -106,8 +126,11 @@ async def test_street_desk_closes_the_loop(settings: Settings) -> None:
         for body in (
             {"action": "accept", "actor": actor},
             {"action": "contact", "actor": actor, "note": "已电话联系李先生"},
-            {"action": "resolve", "actor": actor,
-             "result": {"resolved": True, "summary": "已更换井盖。"}},
+            {
+                "action": "resolve",
+                "actor": actor,
+                "result": {"resolved": True, "summary": "已更换井盖。"},
+            },
         ):
             status, reply = await street.post(f"/api/v1/tasks/{task_id}/actions", body)
             assert status == 202, reply
@@ -120,21 +143,35 @@ async def test_street_desk_closes_the_loop(settings: Settings) -> None:
 
         followup = {**samples("hotline12345.feedback")[0], "visited_at": now_iso()}
         await t.publish(topics.HOTLINE_FEEDBACK, followup["order_no"], followup)
-        events = await t.wait_for(topics.CASE_EVENTS,
-                                  lambda m: m["case_no"] == case_no, "case closed", count=7)
+        events = await t.wait_for(
+            topics.CASE_EVENTS, lambda m: m["case_no"] == case_no, "case closed", count=7
+        )
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert [e["to_state"] for e in events] == [
-            "received", "dispatched", "accepted", "in_progress", "resolved", "resolved", "closed"
+            "received",
+            "dispatched",
+            "accepted",
+            "in_progress",
+            "resolved",
+            "resolved",
+            "closed",
         ]
-        assert await district.metric("cityops_cases_closed_total", unit="310106-JSGL",
-                                     on_time="true") == 1
+        assert (
+            await district.metric("cityops_cases_closed_total", unit="310106-JSGL", on_time="true")
+            == 1
+        )
         assert await district.metric("cityops_satisfaction_total", rating="satisfied") == 1
         for action in ("accept", "contact", "resolve"):
-            assert await district.metric("cityops_task_actions_total", unit="310106-JSGL",
-                                         action=action) == 1
+            assert (
+                await district.metric(
+                    "cityops_task_actions_total", unit="310106-JSGL", action=action
+                )
+                == 1
+            )
         # a closed task refuses more actions on the desk
-        status, body = await street.post(f"/api/v1/tasks/{task_id}/actions",
-                                         {"action": "progress", "actor": actor})
+        status, body = await street.post(
+            f"/api/v1/tasks/{task_id}/actions", {"action": "progress", "actor": actor}
+        )
         assert status == 409 and body["error"] == "task_closed"
 
 
@@ -142,13 +179,25 @@ async def test_dissatisfied_followup_reopens_and_urge_reaches_the_unit(settings:
     async with running(district_app(settings)), Topics(settings) as t:
         await publish_samples(t)
         task = await task_for(t, "HL2026112700124")
-        for action, extra in (("accept", {}), ("resolve", {"result": {"resolved": True,
-                                                                      "summary": "已责令停工"}})):
-            await t.publish(topics.TASK_FEEDBACK, task["task_id"], {
-                "schema": "cityops.task-feedback/v1", "feedback_id": f"fb-{action}",
-                "task_id": task["task_id"], "case_no": task["case_no"],
-                "unit_code": task["unit_code"], "actor": {"id": "u1", "name": "张工"},
-                "action": action, "at": now_iso(), **extra})
+        for action, extra in (
+            ("accept", {}),
+            ("resolve", {"result": {"resolved": True, "summary": "已责令停工"}}),
+        ):
+            await t.publish(
+                topics.TASK_FEEDBACK,
+                task["task_id"],
+                {
+                    "schema": "cityops.task-feedback/v1",
+                    "feedback_id": f"fb-{action}",
+                    "task_id": task["task_id"],
+                    "case_no": task["case_no"],
+                    "unit_code": task["unit_code"],
+                    "actor": {"id": "u1", "name": "张工"},
+                    "action": action,
+                    "at": now_iso(),
+                    **extra,
+                },
+            )
         await t.wait_for(topics.REPLIES, lambda m: m["kind"] == "result", "result reply")
         followup = {**samples("hotline12345.feedback")[1], "visited_at": now_iso()}
         await t.publish(topics.HOTLINE_FEEDBACK, followup["order_no"], followup)
@@ -161,8 +210,9 @@ async def test_dissatisfied_followup_reopens_and_urge_reaches_the_unit(settings:
 
         urge = {**samples("hotline12345.workorders")[-1], "sent_at": now_iso()}
         await t.publish(topics.WORKORDERS, urge["order_no"], urge)
-        [urged] = await t.wait_for(topics.task_topic("310106-STHJ"),
-                                   lambda m: m["kind"] == "urged", "urged task")
+        [urged] = await t.wait_for(
+            topics.task_topic("310106-STHJ"), lambda m: m["kind"] == "urged", "urged task"
+        )
         assert urged["case"]["source_ref"] == "HL2026112700123"
 
 
@@ -174,10 +224,20 @@ async def test_bad_input_is_dead_lettered_and_repeats_change_nothing(settings: S
         await t.publish(topics.WORKORDERS, "x1", b"{not json")
         await t.publish(topics.WORKORDERS, "x2", {**order, "revision": "first"})
         await t.publish(topics.WORKORDERS, "x3", {**order, "action": "escalate", "revision": 7})
-        await t.publish(topics.TASK_FEEDBACK, "x4", {
-            "schema": "cityops.task-feedback/v1", "feedback_id": "f-x", "task_id": "nope",
-            "case_no": "310106-20260101-0000001", "unit_code": "310106-JSGL",
-            "actor": {"id": "a"}, "action": "accept", "at": now_iso()})
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            "x4",
+            {
+                "schema": "cityops.task-feedback/v1",
+                "feedback_id": "f-x",
+                "task_id": "nope",
+                "case_no": "310106-20260101-0000001",
+                "unit_code": "310106-JSGL",
+                "actor": {"id": "a"},
+                "action": "accept",
+                "at": now_iso(),
+            },
+        )
         await t.publish(topics.WORKORDERS, order["order_no"], order)  # a repeat
         letters = await t.wait_for(topics.DEADLETTER, lambda m: True, "dead letters", count=4)
         by_key = {m["key"]: m for m in letters}
@@ -185,17 +245,28 @@ async def test_bad_input_is_dead_lettered_and_repeats_change_nothing(settings: S
 
         assert base64.b64decode(by_key["eDE="]["value"]) == b"{not json"
         assert by_key["eDE="]["error"]["kind"] == "not_json"
-        assert by_key["eDI="]["error"]["kind"] == "schema" and "revision" in by_key["eDI="]["error"]["detail"]
-        assert by_key["eDM="]["error"]["kind"] == "schema" and "action" in by_key["eDM="]["error"]["detail"]
+        assert (
+            by_key["eDI="]["error"]["kind"] == "schema"
+            and "revision" in by_key["eDI="]["error"]["detail"]
+        )
+        assert (
+            by_key["eDM="]["error"]["kind"] == "schema"
+            and "action" in by_key["eDM="]["error"]["detail"]
+        )
         assert by_key["eDQ="]["error"]["kind"] == "unknown_case"
         assert by_key["eDE="]["topic"] == topics.WORKORDERS and by_key["eDE="]["offset"] >= 0
 
         async def duplicate_counted() -> float:
-            return await district.metric("cityops_intake_messages_total", feed="hotline12345",
-                                         outcome="duplicate")
+            return await district.metric(
+                "cityops_intake_messages_total", feed="hotline12345", outcome="duplicate"
+            )
 
         assert await wait_until(duplicate_counted, "duplicate counted") == 1
-        assert await district.metric("cityops_intake_messages_total", feed="hotline12345",
-                                     outcome="invalid") == 3
+        assert (
+            await district.metric(
+                "cityops_intake_messages_total", feed="hotline12345", outcome="invalid"
+            )
+            == 3
+        )
         tasks = await t.read(topics.task_topic("310106-STHJ"))
         assert len(tasks) == 1, "a repeated order must not dispatch again"

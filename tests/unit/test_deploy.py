@@ -249,7 +249,7 @@ def test_dockerfile_installs_the_project_as_a_non_root_user() -> None:
     user = [arg for op, arg in instructions if op == "USER"][-1]
     assert user not in {"root", "0"}
     runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert re.search(r"pip install \.(\s|$)", runs), "install the project itself, no extras"
+    assert re.search(r"pip install (-e )?\.(\s|$)", runs), "install the project itself, no extras"
     copied = " ".join(arg for op, arg in instructions if op == "COPY")
     for needed in (
         "pyproject.toml",

@@ -102,14 +102,29 @@ def test_followups_validate_and_are_consistent() -> None:
 
 def _task() -> dict[str, object]:
     task = {
-        "schema": "cityops.task/v1", "task_id": "C20261127-0001-T1", "case_no": "C20261127-0001",
-        "kind": "assigned", "role": "lead", "unit_code": "310106012000",
-        "deadlines": {"accept_by": NOW.isoformat(), "first_contact_by": NOW.isoformat(),
-                      "resolve_by": NOW.isoformat()},
+        "schema": "cityops.task/v1",
+        "task_id": "C20261127-0001-T1",
+        "case_no": "C20261127-0001",
+        "kind": "assigned",
+        "role": "lead",
+        "unit_code": "310106012000",
+        "deadlines": {
+            "accept_by": NOW.isoformat(),
+            "first_contact_by": NOW.isoformat(),
+            "resolve_by": NOW.isoformat(),
+        },
         "dispatched_at": NOW.isoformat(),
-        "case": {"source": "hotline12345", "source_ref": "HL1", "category_code": "0106",
-                 "category_name": "油烟污染", "title": "t", "description": "d", "address": "a",
-                 "urgency": "normal", "district_code": "310106"},
+        "case": {
+            "source": "hotline12345",
+            "source_ref": "HL1",
+            "category_code": "0106",
+            "category_name": "油烟污染",
+            "title": "t",
+            "description": "d",
+            "address": "a",
+            "urgency": "normal",
+            "district_code": "310106",
+        },
     }
     Task.model_validate(task)
     return task
@@ -123,7 +138,10 @@ def test_unit_feedback_validates() -> None:
         fb = TaskFeedback.model_validate(gen.unit_feedback(task, action.value, NOW))
         assert fb.missing_field() is None, action
         assert (fb.task_id, fb.case_no, fb.unit_code) == (
-            task["task_id"], task["case_no"], task["unit_code"])
+            task["task_id"],
+            task["case_no"],
+            task["unit_code"],
+        )
         assert fb.note
         seen.add(fb.feedback_id)
     assert len(seen) == len(FeedbackAction)

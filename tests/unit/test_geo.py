@@ -140,10 +140,10 @@ def test_city_scale_anchor_set_matches_brute_force(limit: float) -> None:
     rng = random.Random(int(limit))
     city = [
         Anchor(f"U{i % 215:03d}", rng.uniform(121.0, 121.9), rng.uniform(30.7, 31.8))
-        for i in range(3000)
+        for i in range(2000)
     ]
     locator = StreetLocator(city, max_distance_m=limit)
-    for _ in range(300):
+    for _ in range(200):
         lon, lat = rng.uniform(120.9, 122.0), rng.uniform(30.6, 31.9)
         assert locator.locate(lon, lat) == brute_force(city, lon, lat, limit)
 
@@ -153,6 +153,13 @@ def test_equidistant_anchors_resolve_like_brute_force() -> None:
     assert StreetLocator(twins).locate(121.451, 31.251) == brute_force(
         twins, 121.451, 31.251, 1500.0
     )
+
+
+def test_grid_wraps_around_the_antimeridian() -> None:
+    pair = [Anchor("EAST", 179.999, -17.0), Anchor("WEST", -179.9995, -17.0)]
+    locator = StreetLocator(pair)
+    for lon in (179.9999, 180.0, -180.0, -179.999):
+        assert locator.locate(lon, -17.0) == brute_force(pair, lon, -17.0, 1500.0)
 
 
 def test_sample_order_lands_on_same_street_in_both_datums(locator: StreetLocator) -> None:
