@@ -1,0 +1,286 @@
+"""CityOps benchmarks: intake->task throughput and dispatch latency beside the raw loop.
+
+Runs on the embedded broker and database (or CITYOPS_KAFKA_BOOTSTRAP / CITYOPS_DATABASE_URL),
+the district service as its own process, exactly as `make run` starts it. Prints a table and
+writes bench-results/bench.json. `--orders N` (default 20,000), `--rate R` (default 500/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from contracts import topics
+from feedgen import FeedGenerator
+from services.bootstrap import bootstrap
+from services.common.config import ROOT, Settings
+from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
+
+OUT = ROOT / "bench-results"
+
+
+def dispatchable_orders(n: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """N generated orders that all dispatch one task (located, inside the district)."""
+    gen, out, now = FeedGenerator(seed, prefix=f"{seed:03d}"), [], datetime.now(UTC)
+    while len(out) < n:
+        order = gen.work_order(now)
+        if order.get("location") and order["district_code"] == "310106":
+            raw = json.dumps(order, ensure_ascii=False).encode()
+            out.append((order["order_no"].encode(), raw))
+    return out
+
+
+async def publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
+                  rate: float | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    await producer.start()
+    try:
+        start, pending = time.perf_counter(), []
+        for i, (key, value) in enumerate(messages):
+            if rate is not None:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            pending.append(await producer.send(topic, value, key=key))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def collect_tasks(settings: Settings, n: int, timeout: float) -> list[int]:
+    """Kafka timestamps of the first n task messages on any unit's topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest", fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        session_timeout_ms=settings.session_timeout_ms, metadata_max_age_ms=1000,
+    )
+    consumer.subscribe(pattern=r"^cityops\.tasks\..*")
+    await consumer.start()
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(stamps) < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            stamps += [r.timestamp for part in batch.values() for r in part]
+    finally:
+        await consumer.stop()
+    return stamps
+
+
+
+class District:
+    """The district service as its own process, as `make run` starts it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        env = {**os.environ, "CITYOPS_DATABASE_URL": settings.database_url,
+               "CITYOPS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+               "CITYOPS_DISTRICT_PORT": str(self.port),
+               "CITYOPS_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms),
+               "CITYOPS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+               "CITYOPS_GROUP_PREFIX": settings.group_prefix,
+               "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file, "CITYOPS_LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "district"], env=env,
+                                     stdout=subprocess.DEVNULL)
+
+    async def metric(self, name: str) -> float:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/metrics") as r:
+            text = await r.text()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    async def wait_ready(self) -> None:
+        import aiohttp
+
+        for _ in range(300):
+            try:
+                async with aiohttp.ClientSession() as s, \
+                        s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise TimeoutError("district service not ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+async def bench_loop(settings: Settings, n: int, rate: float) -> dict[str, Any]:
+    district = District(settings)
+    try:
+        await district.wait_ready()
+        # sustained throughput: offer everything at once, time until the last task is out
+        orders = dispatchable_orders(n, seed=1)
+        started = time.perf_counter()
+        collector = asyncio.create_task(collect_tasks(settings, n, timeout=600))
+        await publish(settings.kafka_bootstrap, topics.WORKORDERS, orders)
+        stamps = await collector
+        elapsed = time.perf_counter() - started
+        assert len(stamps) == n, f"only {len(stamps)} of {n} tasks dispatched"
+        throughput = n / elapsed
+        # latency at a fixed offered rate, from the district's own histogram
+        count0 = await district.metric("cityops_dispatch_latency_seconds_count")
+        paced = dispatchable_orders(int(rate * 10), seed=2)
+        hist0 = await _histogram(district)
+        await publish(settings.kafka_bootstrap, topics.WORKORDERS, paced, rate=rate)
+        while await district.metric("cityops_dispatch_latency_seconds_count") < count0 + len(paced):
+            await asyncio.sleep(0.1)
+        hist1 = await _histogram(district)
+        p50, p99 = _quantiles(hist0, hist1)
+        return {"orders": n, "intake_to_task_per_s": throughput, "seconds": elapsed,
+                "offered_rate": rate, "latency_p50_ms": p50 * 1000, "latency_p99_ms": p99 * 1000}
+    finally:
+        district.stop()
+
+
+async def _histogram(district: District) -> dict[float, float]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, \
+            s.get(f"http://127.0.0.1:{district.port}/metrics") as r:
+        text = await r.text()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("cityops_dispatch_latency_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
+    """p50 and p99 from histogram bucket deltas, interpolated linearly inside a bucket."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0) for b in bounds]
+    total = counts[-1]
+
+    def q(p: float) -> float:
+        rank, lower, prev = p * total, 0.0, 0.0
+        for b, c in zip(bounds, counts, strict=True):
+            if c >= rank:
+                if b == float("inf"):
+                    return lower
+                return lower + (b - lower) * ((rank - prev) / max(c - prev, 1e-9))
+            lower, prev = b, c
+        return lower
+
+    return q(0.5), q(0.99)
+
+
+async def bench_raw(settings: Settings, n: int) -> dict[str, Any]:
+    """The same data through a consume-upsert-produce loop with no logic: the ceiling."""
+    src, dst = f"bench.raw.in.{uuid.uuid4().hex[:6]}", f"bench.raw.out.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(src, 6, 1), NewTopic(dst, 6, 1)])
+    await admin.close()
+    await publish(settings.kafka_bootstrap, src, dispatchable_orders(n, seed=3))
+    conn = await asyncpg.connect(settings.database_url)
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_raw (key text PRIMARY KEY, value bytea)")
+    consumer = AIOKafkaConsumer(
+        src, bootstrap_servers=settings.kafka_bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False, auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, session_timeout_ms=settings.session_timeout_ms,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    done, started = 0, None
+    try:
+        while done < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                continue
+            started = started or time.perf_counter()
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO bench_raw SELECT * FROM unnest($1::text[], $2::bytea[])"
+                    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    [r.key.decode() for r in records], [r.value for r in records])
+            await asyncio.gather(*[await producer.send(dst, r.value, key=r.key) for r in records])
+            await consumer.commit()
+            done += len(records)
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await conn.close()
+    return {"messages": n, "per_s": n / elapsed, "seconds": elapsed}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args()
+    base = Settings()
+    stack: list[Any] = []
+    try:
+        dsn, kafka = base.database_url, base.kafka_bootstrap
+        if not dsn:
+            pg = EmbeddedPostgres(ROOT / ".cityops" / "bench-pgdata")
+            stack.append(pg)
+            dsn = await pg.create_database(f"bench_{int(time.time())}")
+        if not kafka:
+            broker = EmbeddedKafka()
+            stack.append(broker)
+            kafka = broker.bootstrap
+        embedded = not base.kafka_bootstrap
+        settings = replace(
+            base, database_url=dsn, kafka_bootstrap=kafka,
+            fetch_max_wait_ms=10 if embedded else base.fetch_max_wait_ms,
+            session_timeout_ms=2000 if embedded else base.session_timeout_ms,
+            group_prefix=f"bench-{uuid.uuid4().hex[:6]}",
+        )
+        await bootstrap(settings)
+        raw = await bench_raw(settings, args.orders)
+        loop = await bench_loop(settings, args.orders, args.rate)
+    finally:
+        for dep in reversed(stack):
+            dep.stop()
+    report(raw, loop)
+
+
+def report(raw: dict[str, Any], loop: dict[str, Any]) -> None:
+    ratio = loop["intake_to_task_per_s"] / raw["per_s"]
+    rows = [
+        ("raw consume-upsert-produce loop", f"{raw['per_s']:,.0f} msg/s", ""),
+        ("intake -> task (sustained)", f"{loop['intake_to_task_per_s']:,.0f} orders/s",
+         f"{ratio:.2f} x raw"),
+        (f"dispatch latency p50 @ {loop['offered_rate']:.0f}/s", f"{loop['latency_p50_ms']:.1f} ms", ""),
+        (f"dispatch latency p99 @ {loop['offered_rate']:.0f}/s", f"{loop['latency_p99_ms']:.1f} ms", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nCityOps bench ({loop['orders']:,} orders; {os.cpu_count()} cores)")
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>16}  {note}")
+    OUT.mkdir(exist_ok=True)
+    result = {"at": datetime.now(UTC).isoformat(), "raw": raw, "loop": loop,
+              "ratio_to_raw": ratio}
+    (OUT / "bench.json").write_text(json.dumps(result, indent=2))
+    print(f"  written to {OUT / 'bench.json'}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    asyncio.run(main())
