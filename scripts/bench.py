@@ -96,7 +96,7 @@ class District:
                "CITYOPS_GROUP_PREFIX": settings.group_prefix,
                "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file, "CITYOPS_LOG_LEVEL": "WARNING"}
         self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "district"], env=env,
-                                     stdout=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=open("/tmp/district.err","w"))
 
     async def metric(self, name: str) -> float:
         import aiohttp

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -81,17 +80,21 @@ def parse(record: ConsumerRecord[bytes, bytes], now: datetime) -> Command:
     except UnicodeDecodeError as exc:
         raise Invalid("not_utf8", str(exc)) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise Invalid("not_json", str(exc)) from None
-    if not isinstance(data, dict):
-        raise Invalid("not_object", f"expected a JSON object, got {type(data).__name__}")
-    try:
-        message = model.model_validate(data)
+        message = model.model_validate_json(text)
     except ValidationError as exc:
-        raise Invalid("schema", _summary(exc)) from None
+        raise _invalid(exc) from None
     _check_semantics(message, now)
     return Command(FEEDS[record.topic], _idempotency_key(message), message, record.timestamp)
+
+
+def _invalid(exc: ValidationError) -> Invalid:
+    """Tell apart broken JSON, a JSON value that is not an object, and a schema violation."""
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return Invalid("not_json", first["msg"])
+    if first["type"] == "model_type" and not first["loc"]:
+        return Invalid("not_object", "expected a JSON object")
+    return Invalid("schema", _summary(exc))
 
 
 def _summary(exc: ValidationError) -> str:
@@ -116,7 +119,8 @@ def _check_semantics(m: BaseModel, now: datetime) -> None:
         reason = plausibility_error(location.lon, location.lat)
         if reason:
             raise Invalid("bad_location", reason)
+    latest = now + CLOCK_SKEW
     for name in ("sent_at", "reported_at", "visited_at", "at"):
         stamp = getattr(m, name, None)
-        if stamp is not None and stamp > now + CLOCK_SKEW:
+        if stamp is not None and stamp > latest:
             raise Invalid("future_timestamp", f"{name} {stamp.isoformat()} is in the future")

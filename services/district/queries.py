@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import operator
 from dataclasses import fields
 
 import asyncpg
@@ -52,13 +53,14 @@ async def lock_cases(
     """Load and row-lock cases by case number or by (source, source_ref), with their tasks."""
     refs = list(source_refs)
     rows = await conn.fetch(
-        f"SELECT {', '.join(CASE_COLUMNS)} FROM cases"
-        " WHERE case_no = ANY($1::text[])"
-        "    OR (source, source_ref) IN (SELECT * FROM unnest($2::text[], $3::text[]))"
-        " ORDER BY case_no FOR UPDATE",
-        list(case_nos),
-        [s for s, _ in refs],
-        [r for _, r in refs],
+        f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE case_no IN ("
+        "  SELECT unnest($1::text[])"
+        "  UNION ALL"
+        "  SELECT c.case_no FROM cases c"
+        "  JOIN unnest($2::text[], $3::text[]) AS u(source, ref)"
+        "    ON c.source = u.source AND c.source_ref = u.ref"
+        ") ORDER BY case_no FOR UPDATE",
+        list(case_nos), [s for s, _ in refs], [r for _, r in refs],
     )
     cases = {r["case_no"]: CaseRec(**{**dict(r), "state": State(r["state"])}) for r in rows}
     if cases:
@@ -110,8 +112,7 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> None:
     await outbox.write(conn, ch.outbox)
 
 
-def _case_row(c: CaseRec) -> tuple[object, ...]:
-    return tuple(getattr(c, col) for col in CASE_COLUMNS)
+_case_row = operator.attrgetter(*CASE_COLUMNS)
 
 
 _MUTABLE_CASE = (
@@ -148,16 +149,25 @@ async def _update_cases(conn: asyncpg.Connection, cases: list[CaseRec]) -> None:
     )
 
 
+_TASK_TYPES = {"dispatched_at": "timestamptz", "accept_by": "timestamptz",
+               "first_contact_by": "timestamptz", "resolve_by": "timestamptz",
+               "accepted_at": "timestamptz", "contacted_at": "timestamptz",
+               "resolved_at": "timestamptz"}
+
+
 async def _upsert_tasks(conn: asyncpg.Connection, tasks: list[TaskRec]) -> None:
-    await conn.executemany(
+    unnest = ", ".join(
+        f"${i + 1}::{_TASK_TYPES.get(c, 'text')}[]" for i, c in enumerate(TASK_COLUMNS)
+    )
+    await conn.execute(
         f"INSERT INTO tasks (district_code, {', '.join(TASK_COLUMNS)})"
-        f" SELECT c.district_code, {', '.join(f'${i + 1}' for i in range(len(TASK_COLUMNS)))}"
-        " FROM cases c WHERE c.case_no = $2"
+        f" SELECT c.district_code, u.* FROM unnest({unnest}) AS u({', '.join(TASK_COLUMNS)})"
+        " JOIN cases c ON c.case_no = u.case_no"
         " ON CONFLICT (task_id) DO UPDATE SET state = EXCLUDED.state,"
         " accepted_at = EXCLUDED.accepted_at, contacted_at = EXCLUDED.contacted_at,"
         " resolved_at = EXCLUDED.resolved_at, accept_by = EXCLUDED.accept_by,"
         " first_contact_by = EXCLUDED.first_contact_by, resolve_by = EXCLUDED.resolve_by",
-        [tuple(getattr(t, col) for col in TASK_COLUMNS) for t in tasks],
+        *[[getattr(t, col) for t in tasks] for col in TASK_COLUMNS],
     )
 
 
