@@ -137,4 +137,13 @@ CREATE TABLE street.tasks (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX street_tasks_unit ON street.tasks (unit_code, state, dispatched_at);
-CREATE TABLE street.outbox (LIKE outbox INCLUDING ALL);
+CREATE TABLE street.outbox (
+    id         bigserial PRIMARY KEY,
+    shard      smallint NOT NULL,
+    topic      text NOT NULL,
+    key        bytea,
+    value      bytea NOT NULL,
+    origin_ms  bigint,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX street_outbox_shard ON street.outbox (shard, id);

@@ -1,5 +1,13 @@
 """Transactional outbox: messages are written in the transaction that decides them and
-published to Kafka after commit, by whichever instance holds the shard's advisory lock."""
+published to Kafka after commit.
+
+Two lanes publish them. The fast lane gets the committed rows from the process that wrote
+them (`submit`), sends them at once in commit order and deletes them. The sweeper publishes
+whatever the fast lane did not (a crash between commit and send, a full queue, another
+process's rows): rows older than a grace period, under per-shard advisory locks so that one
+instance at a time sweeps a shard and each key's messages stay in order. Delivery is
+at-least-once; every consumer deduplicates by the message's own id.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +26,8 @@ from pydantic import BaseModel
 log = logging.getLogger(__name__)
 
 SHARDS = 8
-NOTIFY_CHANNEL = "cityops_outbox"
+#: at most this many committed messages wait in memory; beyond it the sweeper takes over.
+QUEUE_LIMIT = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +49,38 @@ class OutMessage:
         return zlib.crc32(self.key or b"") % SHARDS
 
 
+Pending = list[tuple[int, OutMessage]]
+
+
 async def write(
     conn: asyncpg.Connection, messages: Sequence[OutMessage], table: str = "outbox"
-) -> None:
-    """Queue messages inside the caller's transaction and wake the publishers on commit."""
+) -> Pending:
+    """Store messages inside the caller's transaction; hand the result to `Publisher.submit`
+    once the transaction has committed."""
     if not messages:
-        return
-    await conn.copy_records_to_table(
-        table.split(".")[-1],
-        schema_name=table.split(".")[0] if "." in table else None,
-        columns=("shard", "topic", "key", "value", "origin_ms"),
-        records=[(m.shard, m.topic, m.key, m.value, m.origin_ms) for m in messages],
+        return []
+    schema, _, name = table.rpartition(".")
+    ids = await conn.fetchval(
+        f"SELECT array_agg(nextval('{table}_id_seq')) FROM generate_series(1, $1)", len(messages)
     )
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, table)
+    await conn.copy_records_to_table(
+        name,
+        schema_name=schema or None,
+        columns=("id", "shard", "topic", "key", "value", "origin_ms"),
+        records=[
+            (i, m.shard, m.topic, m.key, m.value, m.origin_ms)
+            for i, m in zip(ids, messages, strict=True)
+        ],
+    )
+    return list(zip(ids, messages, strict=True))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Publisher:
-    """Drains one outbox table to Kafka; `on_published(topic, origin_ms)` sees each message sent."""
+    """Publishes one outbox table; `on_published(topic, origin_ms)` sees each message sent."""
 
     def __init__(
         self,
@@ -65,64 +89,85 @@ class Publisher:
         *,
         table: str = "outbox",
         batch: int = 2000,
-        poll_s: float = 1.0,
+        sweep_every_s: float = 1.0,
+        grace_s: float = 5.0,
         on_published: Callable[[str, int | None], None] | None = None,
     ) -> None:
         self._pool, self._producer, self._table = pool, producer, table
-        self._batch, self._poll_s = batch, poll_s
+        self._batch, self._sweep_every_s, self._grace_s = batch, sweep_every_s, grace_s
         self._on_published = on_published
-        self._lock_namespace = zlib.crc32(table.encode()) & 0x7FFFFFFF
-        self._claim_sql = (
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._queued = 0
+        lock_namespace = zlib.crc32(table.encode()) & 0x7FFFFFFF
+        self._sweep_sql = (
             f"WITH mine AS (SELECT s FROM generate_series(0, {SHARDS - 1}) AS s"
-            "               WHERE pg_try_advisory_xact_lock($1, s))"
-            f" SELECT id, topic, key, value, origin_ms FROM {self._table}"
-            " WHERE shard IN (SELECT s FROM mine) ORDER BY id LIMIT $2"
+            f"              WHERE pg_try_advisory_xact_lock({lock_namespace}, s))"
+            f" SELECT id, topic, key, value, origin_ms FROM {table}"
+            " WHERE shard IN (SELECT s FROM mine) AND created_at < now() - $1::interval"
+            " ORDER BY id LIMIT $2"
         )
-        self._wake = asyncio.Event()
 
-    def wake(self, *_: object) -> None:
-        self._wake.set()
+    def submit(self, pending: Pending) -> None:
+        """Committed rows to send now (dropped when the queue is full: the sweeper has them)."""
+        if pending and self._queued + len(pending) <= QUEUE_LIMIT:
+            self._queued += len(pending)
+            self._queue.put_nowait(pending)
 
     async def run(self) -> None:
-        listener = await self._pool.acquire()
-        await listener.add_listener(NOTIFY_CHANNEL, self.wake)
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    sent = await self.publish_pending()
-                except (OSError, KafkaError, asyncpg.PostgresError) as exc:
-                    log.warning("outbox publish failed, will retry", extra={"error": repr(exc)})
-                    await asyncio.sleep(self._poll_s)
-                    continue
-                if sent == 0:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self._poll_s)
-                    except TimeoutError:
-                        pass
-        finally:
-            await listener.remove_listener(NOTIFY_CHANNEL, self.wake)
-            await self._pool.release(listener)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._fast_lane())
+            group.create_task(self._sweeper())
 
-    async def publish_pending(self) -> int:
-        """One pass: lock every shard no other instance holds, send their oldest rows in id
-        order (so each key's messages stay in order), delete them, commit. Returns rows sent."""
+    async def _fast_lane(self) -> None:
+        while True:
+            rows = await self._queue.get()
+            while not self._queue.empty() and len(rows) < self._batch:
+                rows += self._queue.get_nowait()
+            self._queued -= len(rows)
+            try:
+                await self._send(rows)
+                async with self._pool.acquire() as conn:
+                    await self._delete(conn, rows)
+            except (OSError, KafkaError, asyncpg.PostgresError) as exc:
+                log.warning(
+                    "fast lane failed; the sweeper will publish", extra={"error": repr(exc)}
+                )
+
+    async def _sweeper(self) -> None:
+        grace = 0.0  # at start, whatever a previous process left behind goes out at once
+        while True:
+            try:
+                while await self.sweep(grace) == self._batch:
+                    pass
+            except (OSError, KafkaError, asyncpg.PostgresError) as exc:
+                log.warning("outbox sweep failed, will retry", extra={"error": repr(exc)})
+            grace = self._grace_s
+            await asyncio.sleep(self._sweep_every_s)
+
+    async def sweep(self, grace_s: float = 0.0) -> int:
+        """Publish rows older than `grace_s` from every shard no other instance is sweeping."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # losing this commit only means publishing again (consumers dedupe): no fsync wait
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            rows = await conn.fetch(self._claim_sql, self._lock_namespace, self._batch)
-            if not rows:
-                return 0
-            pending = [await self._producer.send(r["topic"], r["value"], key=r["key"]) for r in rows]
-            await asyncio.gather(*pending)
-            await conn.execute(
-                f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
-        if self._on_published is not None:
-            for r in rows:
-                self._on_published(r["topic"], r["origin_ms"])
+            found = await conn.fetch(self._sweep_sql, f"{grace_s} seconds", self._batch)
+            rows = [
+                (r["id"], OutMessage(r["topic"], r["key"], r["value"], r["origin_ms"]))
+                for r in found
+            ]
+            if rows:
+                await self._send(rows)
+                await self._delete(conn, rows)
         return len(rows)
 
+    async def _send(self, rows: Pending) -> None:
+        pending = [await self._producer.send(m.topic, m.value, key=m.key) for _, m in rows]
+        await asyncio.gather(*pending)
+        if self._on_published is not None:
+            for _, m in rows:
+                self._on_published(m.topic, m.origin_ms)
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+    async def _delete(self, conn: asyncpg.Connection, rows: Pending) -> None:
+        # one round trip; losing this commit only means publishing again, so no fsync wait
+        ids = ",".join(str(int(i)) for i, _ in rows)
+        await conn.execute(
+            "SET LOCAL synchronous_commit = off;"
+            f" DELETE FROM {self._table} WHERE id = ANY('{{{ids}}}'::bigint[])"
+        )

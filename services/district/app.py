@@ -94,7 +94,7 @@ def _observe(metrics: Metrics, topic: str, origin_ms: int | None) -> None:
 async def _consumer(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     intake = Intake(
-        app[POOL], app[WORKFLOW], metrics, s.district_code, on_commit=app[PUBLISHER].wake
+        app[POOL], app[WORKFLOW], metrics, s.district_code, on_commit=app[PUBLISHER].submit
     )
     kafka = make_consumer(s, "district", *topics.INBOUND)
     app[CONSUMER] = BatchConsumer(

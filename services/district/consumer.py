@@ -51,7 +51,7 @@ class Intake(BatchHandler):
         workflow: Workflow,
         metrics: Metrics,
         district_code: str,
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: Callable[[outbox.Pending], None] = lambda _: None,
     ) -> None:
         self.pool, self.workflow, self.metrics = pool, workflow, metrics
         self.district_code, self.on_commit = district_code, on_commit
@@ -80,15 +80,15 @@ class Intake(BatchHandler):
             )
             for record, cmd in todo:
                 self._apply(batch, record, cmd, now, numbers)
-            await queries.save(conn, batch.changes)
-        self._after_commit(batch)
+            pending = await queries.save(conn, batch.changes)
+        self._after_commit(batch, pending)
 
     async def poison(self, record: Record, error: BaseException) -> None:
         batch = _Batch()
         self._dead(batch, record, "internal_error", repr(error), "invalid")
         async with self.pool.acquire() as conn, conn.transaction():
-            await outbox.write(conn, batch.changes.outbox)
-        self._after_commit(batch)
+            pending = await outbox.write(conn, batch.changes.outbox)
+        self._after_commit(batch, pending)
 
     async def _load(self, conn: asyncpg.Connection, batch: _Batch, cmds: list[Command]) -> None:
         lookups = [c.case_lookup() for c in cmds]
@@ -189,12 +189,12 @@ class Intake(BatchHandler):
             },
         )
 
-    def _after_commit(self, batch: _Batch) -> None:
+    def _after_commit(self, batch: _Batch, pending: outbox.Pending) -> None:
         for fn in batch.changes.after_commit:
             fn()
         for feed, outcome in batch.outcomes:
             self.metrics.intake_messages.labels(feed, outcome).inc()
-        self.on_commit()
+        self.on_commit(pending)
 
 
 class _Unknown(Exception):

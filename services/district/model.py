@@ -15,6 +15,7 @@ from services.district.lifecycle import State
 class TaskRec:
     task_id: str
     case_no: str
+    district_code: str
     unit_code: str
     role: str
     state: str  # assigned accepted contacted resolved returned withdrawn
@@ -100,6 +101,7 @@ class Changes:
     """Everything one batch decided; written in one transaction, metrics applied after commit."""
 
     new_cases: list[CaseRec] = field(default_factory=list)
+    new_tasks: list[TaskRec] = field(default_factory=list)
     cases: dict[str, CaseRec] = field(default_factory=dict)  # touched, by case_no
     tasks: dict[str, TaskRec] = field(default_factory=dict)  # touched, by task_id
     events: list[EventRec] = field(default_factory=list)

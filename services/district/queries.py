@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 
 import asyncpg
@@ -60,7 +60,9 @@ async def lock_cases(
         "  JOIN unnest($2::text[], $3::text[]) AS u(source, ref)"
         "    ON c.source = u.source AND c.source_ref = u.ref"
         ") ORDER BY case_no FOR UPDATE",
-        list(case_nos), [s for s, _ in refs], [r for _, r in refs],
+        list(case_nos),
+        [s for s, _ in refs],
+        [r for _, r in refs],
     )
     cases = {r["case_no"]: CaseRec(**{**dict(r), "state": State(r["state"])}) for r in rows}
     if cases:
@@ -74,8 +76,9 @@ async def lock_cases(
     return list(cases.values())
 
 
-async def save(conn: asyncpg.Connection, ch: Changes) -> None:
-    """Write one batch's changes: new cases, touched cases and tasks, events, outbox."""
+async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
+    """Write one batch's changes: new cases, touched cases and tasks, events, outbox; return
+    the outbox rows to publish once the transaction has committed."""
     new = {c.case_no for c in ch.new_cases}
     if ch.new_cases:
         await conn.copy_records_to_table(
@@ -86,8 +89,14 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> None:
     updated = [c for no, c in ch.cases.items() if no not in new]
     if updated:
         await _update_cases(conn, updated)
-    if ch.tasks:
-        await _upsert_tasks(conn, list(ch.tasks.values()))
+    if ch.new_tasks:
+        await conn.copy_records_to_table(
+            "tasks", columns=TASK_COLUMNS, records=[_task_row(t) for t in ch.new_tasks]
+        )
+    fresh = {t.task_id for t in ch.new_tasks}
+    changed = [t for no, t in ch.tasks.items() if no not in fresh]
+    if changed:
+        await _update_tasks(conn, changed)
     if ch.events:
         await conn.copy_records_to_table(
             "case_events",
@@ -109,7 +118,7 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> None:
                 for e in ch.events
             ],
         )
-    await outbox.write(conn, ch.outbox)
+    return await outbox.write(conn, ch.outbox)
 
 
 _case_row = operator.attrgetter(*CASE_COLUMNS)
@@ -149,25 +158,29 @@ async def _update_cases(conn: asyncpg.Connection, cases: list[CaseRec]) -> None:
     )
 
 
-_TASK_TYPES = {"dispatched_at": "timestamptz", "accept_by": "timestamptz",
-               "first_contact_by": "timestamptz", "resolve_by": "timestamptz",
-               "accepted_at": "timestamptz", "contacted_at": "timestamptz",
-               "resolved_at": "timestamptz"}
+_task_row = operator.attrgetter(*TASK_COLUMNS)
+_MUTABLE_TASK = (
+    "state",
+    "accept_by",
+    "first_contact_by",
+    "resolve_by",
+    "accepted_at",
+    "contacted_at",
+    "resolved_at",
+)
 
 
-async def _upsert_tasks(conn: asyncpg.Connection, tasks: list[TaskRec]) -> None:
+async def _update_tasks(conn: asyncpg.Connection, tasks: list[TaskRec]) -> None:
+    cols = ("task_id", *_MUTABLE_TASK)
     unnest = ", ".join(
-        f"${i + 1}::{_TASK_TYPES.get(c, 'text')}[]" for i, c in enumerate(TASK_COLUMNS)
+        f"${i + 1}::{'text' if c in ('task_id', 'state') else 'timestamptz'}[]"
+        for i, c in enumerate(cols)
     )
+    sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE_TASK)
     await conn.execute(
-        f"INSERT INTO tasks (district_code, {', '.join(TASK_COLUMNS)})"
-        f" SELECT c.district_code, u.* FROM unnest({unnest}) AS u({', '.join(TASK_COLUMNS)})"
-        " JOIN cases c ON c.case_no = u.case_no"
-        " ON CONFLICT (task_id) DO UPDATE SET state = EXCLUDED.state,"
-        " accepted_at = EXCLUDED.accepted_at, contacted_at = EXCLUDED.contacted_at,"
-        " resolved_at = EXCLUDED.resolved_at, accept_by = EXCLUDED.accept_by,"
-        " first_contact_by = EXCLUDED.first_contact_by, resolve_by = EXCLUDED.resolve_by",
-        *[[getattr(t, col) for t in tasks] for col in TASK_COLUMNS],
+        f"UPDATE tasks SET {sets} FROM unnest({unnest}) AS u({', '.join(cols)})"
+        " WHERE tasks.task_id = u.task_id",
+        *[[getattr(t, col) for t in tasks] for col in cols],
     )
 
 

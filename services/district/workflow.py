@@ -192,6 +192,7 @@ class Workflow:
         task = TaskRec(
             task_id=f"{case.case_no}-T{len(case.tasks) + 1}",
             case_no=case.case_no,
+            district_code=case.district_code,
             unit_code=unit,
             role="lead",
             state="assigned",
@@ -201,6 +202,7 @@ class Workflow:
             resolve_by=d.resolve_by,
         )
         case.tasks.append(task)
+        ch.new_tasks.append(task)
         case.resolve_by = d.resolve_by
         event = Event.REOPENED if reopened else Event.DISPATCHED
         data = {"task_id": task.task_id, "reason": reason, "resolve_by": d.resolve_by.isoformat()}

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from services.street import queries
 from services.street.desk import DeskError, act
-from services.street.keys import POOL, UNITS
+from services.street.keys import POOL, PUBLISHER, UNITS
 
 routes = web.RouteTableDef()
 
@@ -75,6 +75,7 @@ async def post_action(request: web.Request) -> web.Response:
             request.match_info["task_id"],
             body,
             request.app[UNITS],
+            request.app[PUBLISHER].submit,
             request.headers.get("Idempotency-Key"),
         )
     except DeskError as exc:

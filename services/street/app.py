@@ -61,7 +61,7 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
     kafka = make_consumer(s, "street", *(topics.task_topic(u) for u in app[UNITS]))
     app[CONSUMER] = BatchConsumer(
         kafka,
-        TaskInbox(app[POOL], app[METRICS]),
+        TaskInbox(app[POOL], app[METRICS], app[PUBLISHER].submit),
         app[METRICS],
         "street",
         max_records=s.batch_max_records,

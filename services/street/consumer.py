@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from pydantic import ValidationError
@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class TaskInbox(BatchHandler):
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics) -> None:
-        self.pool, self.metrics = pool, metrics
+    def __init__(
+        self, pool: asyncpg.Pool, metrics: Metrics, submit: Callable[[outbox.Pending], None]
+    ) -> None:
+        self.pool, self.metrics, self.submit = pool, metrics, submit
 
     async def handle(self, records: Sequence[Record]) -> None:
         tasks, dead = [], []
@@ -35,7 +37,8 @@ class TaskInbox(BatchHandler):
                 )
         async with self.pool.acquire() as conn, conn.transaction():
             await queries.upsert_tasks(conn, tasks)
-            await outbox.write(conn, dead, table=OUTBOX)
+            pending = await outbox.write(conn, dead, table=OUTBOX)
+        self.submit(pending)
         for t in tasks:
             self.metrics.intake_messages.labels("tasks", "accepted").inc()
             log.info(
@@ -52,9 +55,10 @@ class TaskInbox(BatchHandler):
 
     async def poison(self, record: Record, error: BaseException) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await outbox.write(
+            pending = await outbox.write(
                 conn, [self._dead_letter(record, "internal_error", repr(error))], table=OUTBOX
             )
+        self.submit(pending)
 
     @staticmethod
     def _dead_letter(record: Record, kind: str, detail: str) -> outbox.OutMessage:

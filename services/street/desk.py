@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ async def act(
     task_id: str,
     body: dict[str, Any],
     units: list[str],
+    submit: Callable[[outbox.Pending], None],
     feedback_id: str | None = None,
 ) -> TaskFeedback:
     """Validate the action against the local task and queue its feedback message."""
@@ -65,7 +67,8 @@ async def act(
             raise DeskError(422, "missing_field", f"action {fb.action} requires {missing}")
         if fb.action in STATE_AFTER:
             await queries.set_state(conn, task_id, STATE_AFTER[fb.action])
-        await outbox.write(
+        pending = await outbox.write(
             conn, [outbox.OutMessage.of(topics.TASK_FEEDBACK, task_id, fb)], table=OUTBOX
         )
+    submit(pending)
     return fb
