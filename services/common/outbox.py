@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import zlib
+from datetime import timedelta
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
+
+from services.common.sql import Batch, Table
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +52,36 @@ class OutMessage:
         return zlib.crc32(self.key or b"") % SHARDS
 
 
-Pending = list[tuple[int, OutMessage]]
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Committed outbox rows: their ids (to delete once sent) and the messages, in order."""
+
+    ids: list[int]
+    messages: list[OutMessage]
+
+
+def table(name: str) -> Table:
+    return Table(
+        name,
+        {"shard": "int2", "topic": "text", "key": "bytea", "value": "bytea", "origin_ms": "int8"},
+    )
+
+
+def insert(batch: Batch, messages: Sequence[OutMessage], name: str = "outbox") -> str:
+    """The statement part that stores messages and returns their ids (see `Pending`)."""
+    if not messages:
+        return "SELECT NULL::bigint AS id WHERE false"
+    return batch.insert(table(name), messages, returning="id")
 
 
 async def write(
-    conn: asyncpg.Connection, messages: Sequence[OutMessage], table: str = "outbox"
+    conn: asyncpg.Connection, messages: Sequence[OutMessage], name: str = "outbox"
 ) -> Pending:
     """Store messages inside the caller's transaction; hand the result to `Publisher.submit`
     once the transaction has committed."""
-    if not messages:
-        return []
-    schema, _, name = table.rpartition(".")
-    ids = await conn.fetchval(
-        f"SELECT array_agg(nextval('{table}_id_seq')) FROM generate_series(1, $1)", len(messages)
-    )
-    await conn.copy_records_to_table(
-        name,
-        schema_name=schema or None,
-        columns=("id", "shard", "topic", "key", "value", "origin_ms"),
-        records=[
-            (i, m.shard, m.topic, m.key, m.value, m.origin_ms)
-            for i, m in zip(ids, messages, strict=True)
-        ],
-    )
-    return list(zip(ids, messages, strict=True))
+    batch = Batch()
+    rows = await conn.fetch(batch.statement(insert(batch, messages, name)), *batch.args)
+    return Pending([r["id"] for r in rows], list(messages))
 
 
 def now_ms() -> int:
@@ -109,8 +118,9 @@ class Publisher:
 
     def submit(self, pending: Pending) -> None:
         """Committed rows to send now (dropped when the queue is full: the sweeper has them)."""
-        if pending and self._queued + len(pending) <= QUEUE_LIMIT:
-            self._queued += len(pending)
+        size = len(pending.ids)
+        if size and self._queued + size <= QUEUE_LIMIT:
+            self._queued += size
             self._queue.put_nowait(pending)
 
     async def run(self) -> None:
@@ -120,10 +130,13 @@ class Publisher:
 
     async def _fast_lane(self) -> None:
         while True:
-            rows = await self._queue.get()
-            while not self._queue.empty() and len(rows) < self._batch:
-                rows += self._queue.get_nowait()
-            self._queued -= len(rows)
+            first = await self._queue.get()
+            rows = Pending(list(first.ids), list(first.messages))
+            while not self._queue.empty() and len(rows.ids) < self._batch:
+                more = self._queue.get_nowait()
+                rows.ids.extend(more.ids)
+                rows.messages.extend(more.messages)
+            self._queued -= len(rows.ids)
             try:
                 await self._send(rows)
                 async with self._pool.acquire() as conn:
@@ -147,26 +160,26 @@ class Publisher:
     async def sweep(self, grace_s: float = 0.0) -> int:
         """Publish rows older than `grace_s` from every shard no other instance is sweeping."""
         async with self._pool.acquire() as conn, conn.transaction():
-            found = await conn.fetch(self._sweep_sql, f"{grace_s} seconds", self._batch)
-            rows = [
-                (r["id"], OutMessage(r["topic"], r["key"], r["value"], r["origin_ms"]))
-                for r in found
-            ]
-            if rows:
+            found = await conn.fetch(self._sweep_sql, timedelta(seconds=grace_s), self._batch)
+            rows = Pending(
+                [r["id"] for r in found],
+                [OutMessage(r["topic"], r["key"], r["value"], r["origin_ms"]) for r in found],
+            )
+            if found:
                 await self._send(rows)
                 await self._delete(conn, rows)
-        return len(rows)
+        return len(found)
 
     async def _send(self, rows: Pending) -> None:
-        pending = [await self._producer.send(m.topic, m.value, key=m.key) for _, m in rows]
+        pending = [await self._producer.send(m.topic, m.value, key=m.key) for m in rows.messages]
         await asyncio.gather(*pending)
         if self._on_published is not None:
-            for _, m in rows:
+            for m in rows.messages:
                 self._on_published(m.topic, m.origin_ms)
 
     async def _delete(self, conn: asyncpg.Connection, rows: Pending) -> None:
         # one round trip; losing this commit only means publishing again, so no fsync wait
-        ids = ",".join(str(int(i)) for i, _ in rows)
+        ids = ",".join(str(int(i)) for i in rows.ids)
         await conn.execute(
             "SET LOCAL synchronous_commit = off;"
             f" DELETE FROM {self._table} WHERE id = ANY('{{{ids}}}'::bigint[])"

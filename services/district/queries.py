@@ -2,32 +2,110 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 
 import asyncpg
 
 from services.common import outbox
+from services.common.sql import Batch, Table
 from services.district.lifecycle import State
 from services.district.model import CaseRec, Changes, TaskRec
 from services.district.reference import Category, Reference, Unit
 
-CASE_COLUMNS = tuple(f.name for f in fields(CaseRec) if f.name != "tasks")
-TASK_COLUMNS = tuple(f.name for f in fields(TaskRec))
-EVENT_COLUMNS = (
-    "case_no",
-    "seq",
-    "event_id",
-    "district_code",
-    "type",
-    "at",
-    "actor",
-    "from_state",
-    "to_state",
-    "unit_code",
-    "data",
+_TS = "timestamptz"
+CASES = Table(
+    "cases",
+    {
+        "case_no": "text",
+        "district_code": "text",
+        "source": "text",
+        "source_ref": "text",
+        "state": "text",
+        "category_code": "text",
+        "category_name": "text",
+        "urgency": "text",
+        "title": "text",
+        "description": "text",
+        "address": "text",
+        "received_at": _TS,
+        "opened_at": _TS,
+        "street_code": "text",
+        "request_type": "text",
+        "lon": "float8",
+        "lat": "float8",
+        "caller_name": "text",
+        "caller_phone_sealed": "bytea",
+        "caller_phone_masked": "text",
+        "caller_anonymous": "bool",
+        "caller_callback": "bool",
+        "reporters": "int4",
+        "revision": "int4",
+        "municipal_due": _TS,
+        "resolve_by": _TS,
+        "resolved_at": _TS,
+        "closed_at": _TS,
+        "closed_on_time": "bool",
+        "last_seq": "int4",
+    },
 )
+MUTABLE_CASE = (
+    "state",
+    "street_code",
+    "urgency",
+    "reporters",
+    "revision",
+    "resolve_by",
+    "resolved_at",
+    "closed_at",
+    "closed_on_time",
+    "last_seq",
+)
+TASKS = Table(
+    "tasks",
+    {
+        "task_id": "text",
+        "case_no": "text",
+        "district_code": "text",
+        "unit_code": "text",
+        "role": "text",
+        "state": "text",
+        "dispatched_at": _TS,
+        "accept_by": _TS,
+        "first_contact_by": _TS,
+        "resolve_by": _TS,
+        "accepted_at": _TS,
+        "contacted_at": _TS,
+        "resolved_at": _TS,
+    },
+)
+MUTABLE_TASK = (
+    "state",
+    "accept_by",
+    "first_contact_by",
+    "resolve_by",
+    "accepted_at",
+    "contacted_at",
+    "resolved_at",
+)
+EVENTS = Table(
+    "case_events",
+    {
+        "case_no": "text",
+        "seq": "int4",
+        "event_id": "text",
+        "district_code": "text",
+        "type": "text",
+        "at": _TS,
+        "actor": "text",
+        "from_state": "text",
+        "to_state": "text",
+        "unit_code": "text",
+        "data": "jsonb",
+    },
+)
+assert set(CASES.columns) == {f.name for f in fields(CaseRec)} - {"tasks"}
+assert set(TASKS.columns) == {f.name for f in fields(TaskRec)}
 
 
 async def claim_new_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> set[str]:
@@ -53,7 +131,7 @@ async def lock_cases(
     """Load and row-lock cases by case number or by (source, source_ref), with their tasks."""
     refs = list(source_refs)
     rows = await conn.fetch(
-        f"SELECT {', '.join(CASE_COLUMNS)} FROM cases WHERE case_no IN ("
+        f"SELECT {', '.join(CASES.columns)} FROM cases WHERE case_no IN ("
         "  SELECT unnest($1::text[])"
         "  UNION ALL"
         "  SELECT c.case_no FROM cases c"
@@ -67,7 +145,7 @@ async def lock_cases(
     cases = {r["case_no"]: CaseRec(**{**dict(r), "state": State(r["state"])}) for r in rows}
     if cases:
         task_rows = await conn.fetch(
-            f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE case_no = ANY($1::text[])"
+            f"SELECT {', '.join(TASKS.columns)} FROM tasks WHERE case_no = ANY($1::text[])"
             " ORDER BY case_no, dispatched_at, task_id",
             list(cases),
         )
@@ -77,111 +155,20 @@ async def lock_cases(
 
 
 async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
-    """Write one batch's changes: new cases, touched cases and tasks, events, outbox; return
-    the outbox rows to publish once the transaction has committed."""
-    new = {c.case_no for c in ch.new_cases}
-    if ch.new_cases:
-        await conn.copy_records_to_table(
-            "cases",
-            columns=CASE_COLUMNS,
-            records=[_case_row(c) for c in ch.new_cases],
-        )
-    updated = [c for no, c in ch.cases.items() if no not in new]
-    if updated:
-        await _update_cases(conn, updated)
-    if ch.new_tasks:
-        await conn.copy_records_to_table(
-            "tasks", columns=TASK_COLUMNS, records=[_task_row(t) for t in ch.new_tasks]
-        )
-    fresh = {t.task_id for t in ch.new_tasks}
-    changed = [t for no, t in ch.tasks.items() if no not in fresh]
-    if changed:
-        await _update_tasks(conn, changed)
-    if ch.events:
-        await conn.copy_records_to_table(
-            "case_events",
-            columns=EVENT_COLUMNS,
-            records=[
-                (
-                    e.case_no,
-                    e.seq,
-                    e.event_id,
-                    e.district_code,
-                    e.type,
-                    e.at,
-                    e.actor,
-                    e.from_state,
-                    e.to_state,
-                    e.unit_code,
-                    e.data,
-                )
-                for e in ch.events
-            ],
-        )
-    return await outbox.write(conn, ch.outbox)
-
-
-_case_row = operator.attrgetter(*CASE_COLUMNS)
-
-
-_MUTABLE_CASE = (
-    "state",
-    "street_code",
-    "urgency",
-    "reporters",
-    "revision",
-    "resolve_by",
-    "resolved_at",
-    "closed_at",
-    "closed_on_time",
-    "last_seq",
-)
-
-
-async def _update_cases(conn: asyncpg.Connection, cases: list[CaseRec]) -> None:
-    types = {
-        "reporters": "int",
-        "revision": "int",
-        "last_seq": "int",
-        "closed_on_time": "bool",
-        "resolve_by": "timestamptz",
-        "resolved_at": "timestamptz",
-        "closed_at": "timestamptz",
-    }
-    cols = ("case_no", *_MUTABLE_CASE)
-    unnest = ", ".join(f"${i + 1}::{types.get(c, 'text')}[]" for i, c in enumerate(cols))
-    sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE_CASE)
-    await conn.execute(
-        f"UPDATE cases SET {sets} FROM unnest({unnest}) AS u({', '.join(cols)})"
-        " WHERE cases.case_no = u.case_no",
-        *[[getattr(c, col) for c in cases] for col in cols],
-    )
-
-
-_task_row = operator.attrgetter(*TASK_COLUMNS)
-_MUTABLE_TASK = (
-    "state",
-    "accept_by",
-    "first_contact_by",
-    "resolve_by",
-    "accepted_at",
-    "contacted_at",
-    "resolved_at",
-)
-
-
-async def _update_tasks(conn: asyncpg.Connection, tasks: list[TaskRec]) -> None:
-    cols = ("task_id", *_MUTABLE_TASK)
-    unnest = ", ".join(
-        f"${i + 1}::{'text' if c in ('task_id', 'state') else 'timestamptz'}[]"
-        for i, c in enumerate(cols)
-    )
-    sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE_TASK)
-    await conn.execute(
-        f"UPDATE tasks SET {sets} FROM unnest({unnest}) AS u({', '.join(cols)})"
-        " WHERE tasks.task_id = u.task_id",
-        *[[getattr(t, col) for t in tasks] for col in cols],
-    )
+    """Write one batch's changes in one statement: new and touched cases and tasks, events,
+    outbox; return the outbox rows to publish once the transaction has committed."""
+    new_cases = {c.case_no for c in ch.new_cases}
+    updated = [c for no, c in ch.cases.items() if no not in new_cases]
+    new_tasks = {t.task_id for t in ch.new_tasks}
+    changed = [t for no, t in ch.tasks.items() if no not in new_tasks]
+    b = Batch()
+    b.add(bool(ch.new_cases), lambda: b.insert(CASES, ch.new_cases))
+    b.add(bool(updated), lambda: b.update(CASES, "case_no", MUTABLE_CASE, updated))
+    b.add(bool(ch.new_tasks), lambda: b.insert(TASKS, ch.new_tasks))
+    b.add(bool(changed), lambda: b.update(TASKS, "task_id", MUTABLE_TASK, changed))
+    b.add(bool(ch.events), lambda: b.insert(EVENTS, ch.events))
+    rows = await conn.fetch(b.statement(outbox.insert(b, ch.outbox)), *b.args)
+    return outbox.Pending([r["id"] for r in rows], list(ch.outbox))
 
 
 # -- reference data -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ class TaskInbox(BatchHandler):
                 )
         async with self.pool.acquire() as conn, conn.transaction():
             await queries.upsert_tasks(conn, tasks)
-            pending = await outbox.write(conn, dead, table=OUTBOX)
+            pending = await outbox.write(conn, dead, OUTBOX)
         self.submit(pending)
         for t in tasks:
             self.metrics.intake_messages.labels("tasks", "accepted").inc()
@@ -56,7 +56,7 @@ class TaskInbox(BatchHandler):
     async def poison(self, record: Record, error: BaseException) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             pending = await outbox.write(
-                conn, [self._dead_letter(record, "internal_error", repr(error))], table=OUTBOX
+                conn, [self._dead_letter(record, "internal_error", repr(error))], OUTBOX
             )
         self.submit(pending)
 

@@ -68,7 +68,7 @@ async def act(
         if fb.action in STATE_AFTER:
             await queries.set_state(conn, task_id, STATE_AFTER[fb.action])
         pending = await outbox.write(
-            conn, [outbox.OutMessage.of(topics.TASK_FEEDBACK, task_id, fb)], table=OUTBOX
+            conn, [outbox.OutMessage.of(topics.TASK_FEEDBACK, task_id, fb)], OUTBOX
         )
     submit(pending)
     return fb
