@@ -31,6 +31,8 @@ class EmbeddedPostgres:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(data_dir, cleanup_mode="stop")
         self.admin_dsn: str = self._server.get_uri()
+        # a development server: check for work to vacuum often (the outbox is a busy queue)
+        self._server.psql("ALTER SYSTEM SET autovacuum_naptime = '5s'; SELECT pg_reload_conf();")
 
     def dsn(self, database: str) -> str:
         return str(self._server.get_uri(database=database))

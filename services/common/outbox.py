@@ -15,9 +15,9 @@ import asyncio
 import logging
 import time
 import zlib
-from datetime import timedelta
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer

@@ -32,10 +32,13 @@ class Batch:
         casts = ", ".join(f"${start + i + 1}::{table.columns[c]}[]" for i, c in enumerate(names))
         return f"unnest({casts}) AS u({', '.join(names)})"
 
-    def insert(self, table: Table, rows: Sequence[Any], returning: str = "") -> str:
+    def insert(
+        self, table: Table, rows: Sequence[Any], returning: str = "", on_conflict: str = ""
+    ) -> str:
         names = list(table.columns)
         source = self._unnest(table, names, table.arrays(rows, names))
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM {source}"
+        sql += f" ON CONFLICT {on_conflict}" if on_conflict else ""
         return sql + (f" RETURNING {returning}" if returning else "")
 
     def update(self, table: Table, key: str, mutable: Sequence[str], rows: Sequence[Any]) -> str:

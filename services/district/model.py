@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from services.common.outbox import OutMessage
-from services.district.lifecycle import State
+from services.district.lifecycle import TERMINAL, State
 
 
 @dataclass(slots=True)
@@ -65,6 +65,8 @@ class CaseRec:
     closed_on_time: bool | None = None
     last_seq: int = 0
     tasks: list[TaskRec] = field(default_factory=list)
+    #: the (unit, state) this case is counted under in case_counts, as last persisted
+    counted: tuple[str, str] | None = None
 
     def task(self, task_id: str) -> TaskRec | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
@@ -72,6 +74,13 @@ class CaseRec:
     def lead(self) -> TaskRec | None:
         """The active lead task, if a unit currently holds the case."""
         return next((t for t in self.tasks if t.role == "lead" and t.active), None)
+
+    def gauge_key(self) -> tuple[str, str] | None:
+        """(lead unit or 'unassigned', state) for the open-case gauge; None once terminal."""
+        if self.state in TERMINAL:
+            return None
+        lead = self.lead()
+        return (lead.unit_code if lead else "unassigned", self.state.value)
 
     def handling_unit(self) -> str | None:
         lead = self.lead() or (self.tasks[-1] if self.tasks else None)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import asyncpg
 
@@ -104,7 +105,16 @@ EVENTS = Table(
         "data": "jsonb",
     },
 )
-assert set(CASES.columns) == {f.name for f in fields(CaseRec)} - {"tasks"}
+COUNTS = Table(
+    "case_counts",
+    {
+        "district_code": "text",
+        "unit_code": "text",
+        "state": "text",
+        "n": "int8",
+    },
+)
+assert set(CASES.columns) == {f.name for f in fields(CaseRec)} - {"tasks", "counted"}
 assert set(TASKS.columns) == {f.name for f in fields(TaskRec)}
 
 
@@ -151,6 +161,8 @@ async def lock_cases(
         )
         for t in task_rows:
             cases[t["case_no"]].tasks.append(TaskRec(**dict(t)))
+    for case in cases.values():
+        case.counted = case.gauge_key()
     return list(cases.values())
 
 
@@ -167,8 +179,40 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     b.add(bool(ch.new_tasks), lambda: b.insert(TASKS, ch.new_tasks))
     b.add(bool(changed), lambda: b.update(TASKS, "task_id", MUTABLE_TASK, changed))
     b.add(bool(ch.events), lambda: b.insert(EVENTS, ch.events))
+    counts = _count_deltas(ch.cases.values())
+    b.add(
+        bool(counts),
+        lambda: b.insert(
+            COUNTS,
+            counts,
+            on_conflict="(district_code, unit_code, state)"
+            " DO UPDATE SET n = case_counts.n + EXCLUDED.n",
+        ),
+    )
     rows = await conn.fetch(b.statement(outbox.insert(b, ch.outbox)), *b.args)
     return outbox.Pending([r["id"] for r in rows], list(ch.outbox))
+
+
+@dataclass(frozen=True, slots=True)
+class _Delta:
+    district_code: str
+    unit_code: str
+    state: str
+    n: int
+
+
+def _count_deltas(cases: Iterable[CaseRec]) -> list[_Delta]:
+    """How the batch moved cases between (unit, state) counters, in key order (no deadlocks
+    between instances updating the same counters)."""
+    deltas: Counter[tuple[str, str, str]] = Counter()
+    for case in cases:
+        now = case.gauge_key()
+        if now != case.counted:
+            if case.counted:
+                deltas[(case.district_code, *case.counted)] -= 1
+            if now:
+                deltas[(case.district_code, *now)] += 1
+    return [_Delta(*key, n) for key, n in sorted(deltas.items()) if n]
 
 
 # -- reference data -----------------------------------------------------------------------------

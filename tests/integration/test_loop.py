@@ -7,6 +7,8 @@ from typing import Any
 
 from contracts import topics
 from services.common.config import Settings
+from services.common.http import METRICS
+from services.district.app import POOL
 from services.district.app import create_app as district_app
 from services.street.app import create_app as street_app
 from tests.support import Topics, running, samples, wait_until
@@ -270,3 +272,34 @@ async def test_bad_input_is_dead_lettered_and_repeats_change_nothing(settings: S
         )
         tasks = await t.read(topics.task_topic("310106-STHJ"))
         assert len(tasks) == 1, "a repeated order must not dispatch again"
+
+
+async def test_open_case_gauges_follow_the_cases(settings: Settings) -> None:
+    async with running(district_app(settings)) as district, Topics(settings) as t:
+        await publish_samples(t)
+        task = await task_for(t, "HL2026112700125")
+
+        async def gauge(unit: str, state: str, want: float) -> bool:
+            from services.district.gauges import refresh
+
+            await refresh(district.app[POOL], district.app[METRICS], settings.district_code)
+            return await district.metric("cityops_cases_open", unit=unit, state=state) == want
+
+        await wait_until(lambda: gauge("310106-JSGL", "dispatched", 4), "4 dispatched at JSGL")
+        await wait_until(lambda: gauge("unassigned", "triage", 1), "1 waiting for triage")
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            task["task_id"],
+            {
+                "schema": "cityops.task-feedback/v1",
+                "feedback_id": "g-1",
+                "task_id": task["task_id"],
+                "case_no": task["case_no"],
+                "unit_code": "310106-JSGL",
+                "actor": {"id": "u1"},
+                "action": "accept",
+                "at": now_iso(),
+            },
+        )
+        await wait_until(lambda: gauge("310106-JSGL", "accepted", 1), "1 accepted at JSGL")
+        await wait_until(lambda: gauge("310106-JSGL", "dispatched", 3), "3 dispatched at JSGL")

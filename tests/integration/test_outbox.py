@@ -45,8 +45,9 @@ async def test_submitted_rows_go_out_once(settings: Settings) -> None:
     publisher = outbox.Publisher(pool, producer, sweep_every_s=0.1, grace_s=0.5)
     task = asyncio.create_task(publisher.run())
     try:
-        messages = [outbox.OutMessage(TOPIC, f"k{i}".encode(), f'{{"m": {i}}}'.encode())
-                    for i in range(20)]
+        messages = [
+            outbox.OutMessage(TOPIC, f"k{i}".encode(), f'{{"m": {i}}}'.encode()) for i in range(20)
+        ]
         async with pool.acquire() as conn, conn.transaction():
             pending = await outbox.write(conn, messages)
         publisher.submit(pending)
