@@ -159,7 +159,7 @@ class District:
         self.proc.wait(20)
 
 
-async def bench_throughput(settings: Settings, district: District, n: int, seed: int) -> float:
+async def bench_throughput(settings: Settings, n: int, seed: int) -> float:
     """Offer n orders at once; orders/s from the first publish until the n-th task is out."""
     orders = dispatchable_orders(n, seed)
     counter = TaskCounter(settings, {key for key, _ in orders})
@@ -175,18 +175,26 @@ async def bench_throughput(settings: Settings, district: District, n: int, seed:
 
 
 async def bench_latency(
-    settings: Settings, district: District, rate: float, seconds: float, seed: int
+    settings: Settings, districts: list[District], rate: float, seconds: float, seed: int
 ) -> tuple[float, float]:
-    """p50 and p99 dispatch latency (the district's own histogram) at a fixed offered rate."""
+    """p50 and p99 dispatch latency (the districts' own histograms, summed) at a fixed rate."""
     paced = dispatchable_orders(int(rate * seconds), seed)
-    before = await _histogram(district)
+    before = await _histograms(districts)
     count = before.get(float("inf"), 0.0)
     await publish(settings.kafka_bootstrap, topics.WORKORDERS, paced, rate=rate)
     for _ in range(6000):  # until every paced order has been dispatched (at most 10 min)
-        if (await _histogram(district)).get(float("inf"), 0.0) >= count + len(paced):
+        if (await _histograms(districts)).get(float("inf"), 0.0) >= count + len(paced):
             break
         await asyncio.sleep(0.1)
-    return _quantiles(before, await _histogram(district))
+    return _quantiles(before, await _histograms(districts))
+
+
+async def _histograms(districts: list[District]) -> dict[float, float]:
+    total: dict[float, float] = {}
+    for d in districts:
+        for le, n in (await _histogram(d)).items():
+            total[le] = total.get(le, 0.0) + n
+    return total
 
 
 async def _histogram(district: District) -> dict[float, float]:
@@ -277,6 +285,7 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--instances", type=int, default=1, help="district processes")
     args = parser.parse_args()
     base = Settings()
     stack: list[Any] = []
@@ -310,18 +319,19 @@ async def main() -> None:
 async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, list[float]]:
     """Each measurement `--repeat` times, alternating raw and loop so both see the same box."""
     out: dict[str, list[float]] = {"raw": [], "loop": [], "p50": [], "p99": []}
-    district = District(settings)
+    districts = [District(settings) for _ in range(args.instances)]
     try:
-        await district.wait_ready()
+        for d in districts:
+            await d.wait_ready()
         for i in range(args.repeat):
             out["raw"].append(await bench_raw(settings, args.orders, seed=100 + i))
-            out["loop"].append(await bench_throughput(settings, district, args.orders, seed=i))
-        for i in range(args.repeat):
-            p50, p99 = await bench_latency(settings, district, args.rate, 10.0, seed=200 + i)
+            out["loop"].append(await bench_throughput(settings, args.orders, seed=i))
+            p50, p99 = await bench_latency(settings, districts, args.rate, 10.0, seed=200 + i)
             out["p50"].append(p50 * 1000)
             out["p99"].append(p99 * 1000)
     finally:
-        district.stop()
+        for d in districts:
+            d.stop()
     return out
 
 
