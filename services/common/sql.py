@@ -47,6 +47,12 @@ class Batch:
         sets = ", ".join(f"{c} = u.{c}" for c in mutable)
         return f"UPDATE {table.name} SET {sets} FROM {source} WHERE {table.name}.{key} = u.{key}"
 
+    def delete(self, table: Table, key: str, values: Sequence[Any]) -> str:
+        self.args.append(list(values))
+        return (
+            f"DELETE FROM {table.name} WHERE {key} = ANY(${len(self.args)}::{table.columns[key]}[])"
+        )
+
     def add(self, when: bool, build: Callable[[], str]) -> None:
         if when:
             self.parts.append(build())

@@ -18,6 +18,9 @@ class State(StrEnum):
     REOPENED = "reopened"
     WITHDRAWN = "withdrawn"
     NOT_OURS = "not_ours"
+    PARKED = "parked"
+    REJECTED = "rejected"
+    MERGED = "merged"
 
 
 class Event(StrEnum):
@@ -39,9 +42,21 @@ class Event(StrEnum):
     URGED = "urged"
     SUPPLEMENTED = "supplemented"
     FOLLOWED_UP = "followed_up"
+    JOINT_DISPATCHED = "joint_dispatched"
+    CO_REPORTED = "co_reported"
+    EXTENSION_APPROVED = "extension_approved"
+    EXTENSION_REFUSED = "extension_refused"
+    SUPERVISED = "supervised"
+    DEADLINE_WARNING = "deadline_warning"
+    PARKED = "parked"
+    UNPARKED = "unparked"
+    VERIFIED = "verified"
+    VERIFY_FAILED = "verify_failed"
+    REJECTED = "rejected"
+    MERGED = "merged"
 
 
-TERMINAL = frozenset({State.CLOSED, State.WITHDRAWN, State.NOT_OURS})
+TERMINAL = frozenset({State.CLOSED, State.WITHDRAWN, State.NOT_OURS, State.REJECTED, State.MERGED})
 #: states in which a unit holds the case and works on it.
 WORKING = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.REOPENED})
 OPEN = frozenset(State) - TERMINAL
@@ -54,6 +69,18 @@ TRANSITIONS: dict[Event, dict[State | None, State | object]] = {
         s: _S.DISPATCHED for s in (_S.RECEIVED, _S.TRIAGE, _S.RETURNED, _S.ESCALATED)
     },
     Event.TO_TRIAGE: {s: _S.TRIAGE for s in (_S.RECEIVED, _S.RETURNED, _S.ESCALATED)},
+    Event.JOINT_DISPATCHED: {s: _S.DISPATCHED for s in (_S.ESCALATED, _S.TRIAGE, _S.RECEIVED)},
+    Event.CO_REPORTED: {s: _ANY_OPEN for s in (*WORKING, _S.RESOLVED)},
+    Event.EXTENSION_APPROVED: {s: _ANY_OPEN for s in WORKING},
+    Event.EXTENSION_REFUSED: {s: _ANY_OPEN for s in WORKING},
+    Event.SUPERVISED: {s: _ANY_OPEN for s in (*WORKING, _S.TRIAGE, _S.ESCALATED)},
+    Event.DEADLINE_WARNING: {s: _ANY_OPEN for s in WORKING},
+    Event.PARKED: {s: _S.PARKED for s in (*WORKING, _S.TRIAGE, _S.ESCALATED)},
+    Event.UNPARKED: {_S.PARKED: _S.TRIAGE},
+    Event.VERIFIED: {_S.RESOLVED: _S.CLOSED},
+    Event.VERIFY_FAILED: {_S.RESOLVED: _S.REOPENED},
+    Event.REJECTED: {s: _S.REJECTED for s in (_S.RECEIVED, _S.TRIAGE, _S.RETURNED, _S.ESCALATED)},
+    Event.MERGED: {s: _S.MERGED for s in (_S.RECEIVED, _S.TRIAGE, *WORKING)},
     Event.NOT_OURS: {_S.RECEIVED: _S.NOT_OURS, _S.TRIAGE: _S.NOT_OURS},
     Event.SELF_HANDLED: {_S.RECEIVED: _S.CLOSED},
     Event.ACCEPTED: {_S.DISPATCHED: _S.ACCEPTED, _S.REOPENED: _S.ACCEPTED},

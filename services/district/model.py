@@ -26,10 +26,17 @@ class TaskRec:
     accepted_at: datetime | None = None
     contacted_at: datetime | None = None
     resolved_at: datetime | None = None
+    summary: str | None = None
 
     @property
     def active(self) -> bool:
         return self.state in ("assigned", "accepted", "contacted")
+
+    def resume_state(self) -> str:
+        """The working state its timestamps say it is in (after parking)."""
+        if self.contacted_at:
+            return "contacted"
+        return "accepted" if self.accepted_at else "assigned"
 
 
 @dataclass(slots=True)
@@ -64,12 +71,17 @@ class CaseRec:
     closed_at: datetime | None = None
     closed_on_time: bool | None = None
     last_seq: int = 0
+    supervised: bool = False
+    returns: int = 0
     tasks: list[TaskRec] = field(default_factory=list)
     #: the (unit, state) this case is counted under in case_counts, as last persisted
     counted: tuple[str, str] | None = None
 
     def task(self, task_id: str) -> TaskRec | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def active_tasks(self) -> list[TaskRec]:
+        return [t for t in self.tasks if t.active]
 
     def lead(self) -> TaskRec | None:
         """The active lead task, if a unit currently holds the case."""
@@ -82,8 +94,11 @@ class CaseRec:
         lead = self.lead()
         return (lead.unit_code if lead else "unassigned", self.state.value)
 
+    def last_lead(self) -> TaskRec | None:
+        return next((t for t in reversed(self.tasks) if t.role == "lead"), None)
+
     def handling_unit(self) -> str | None:
-        lead = self.lead() or (self.tasks[-1] if self.tasks else None)
+        lead = self.last_lead()
         return lead.unit_code if lead else None
 
 
@@ -111,6 +126,8 @@ class Changes:
 
     new_cases: list[CaseRec] = field(default_factory=list)
     new_tasks: list[TaskRec] = field(default_factory=list)
+    #: tasks whose alarms were (re)computed: task id -> (task, next alarm or None)
+    timers: dict[str, tuple[TaskRec, datetime | None]] = field(default_factory=dict)
     cases: dict[str, CaseRec] = field(default_factory=dict)  # touched, by case_no
     tasks: dict[str, TaskRec] = field(default_factory=dict)  # touched, by task_id
     events: list[EventRec] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 import asyncpg
 
@@ -12,7 +13,7 @@ from services.common import outbox
 from services.common.sql import Batch, Table
 from services.district.lifecycle import State
 from services.district.model import CaseRec, Changes, TaskRec
-from services.district.reference import Category, Reference, Unit
+from services.district.reference import Category, Reference, Rule, Unit
 
 _TS = "timestamptz"
 CASES = Table(
@@ -48,6 +49,8 @@ CASES = Table(
         "closed_at": _TS,
         "closed_on_time": "bool",
         "last_seq": "int4",
+        "supervised": "bool",
+        "returns": "int4",
     },
 )
 MUTABLE_CASE = (
@@ -61,6 +64,8 @@ MUTABLE_CASE = (
     "closed_at",
     "closed_on_time",
     "last_seq",
+    "supervised",
+    "returns",
 )
 TASKS = Table(
     "tasks",
@@ -78,6 +83,7 @@ TASKS = Table(
         "accepted_at": _TS,
         "contacted_at": _TS,
         "resolved_at": _TS,
+        "summary": "text",
     },
 )
 MUTABLE_TASK = (
@@ -88,6 +94,7 @@ MUTABLE_TASK = (
     "accepted_at",
     "contacted_at",
     "resolved_at",
+    "summary",
 )
 EVENTS = Table(
     "case_events",
@@ -104,6 +111,10 @@ EVENTS = Table(
         "unit_code": "text",
         "data": "jsonb",
     },
+)
+TIMERS = Table(
+    "task_timers",
+    {"task_id": "text", "case_no": "text", "district_code": "text", "next_at": _TS},
 )
 COUNTS = Table(
     "case_counts",
@@ -179,6 +190,21 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     b.add(bool(ch.new_tasks), lambda: b.insert(TASKS, ch.new_tasks))
     b.add(bool(changed), lambda: b.update(TASKS, "task_id", MUTABLE_TASK, changed))
     b.add(bool(ch.events), lambda: b.insert(EVENTS, ch.events))
+    armed = [
+        _Timer(t.task_id, t.case_no, t.district_code, at)
+        for t, at in ch.timers.values()
+        if at is not None
+    ]
+    disarmed = [t.task_id for t, at in ch.timers.values() if at is None]
+    b.add(
+        bool(armed),
+        lambda: b.insert(
+            TIMERS,
+            armed,
+            on_conflict="(task_id) DO UPDATE SET next_at = EXCLUDED.next_at, done = '{}'",
+        ),
+    )
+    b.add(bool(disarmed), lambda: b.delete(TIMERS, "task_id", disarmed))
     counts = _count_deltas(ch.cases.values())
     b.add(
         bool(counts),
@@ -191,6 +217,14 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     )
     rows = await conn.fetch(b.statement(outbox.insert(b, ch.outbox)), *b.args)
     return outbox.Pending([r["id"] for r in rows], list(ch.outbox))
+
+
+@dataclass(frozen=True, slots=True)
+class _Timer:
+    task_id: str
+    case_no: str
+    district_code: str
+    next_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +279,13 @@ async def store_reference(conn: asyncpg.Connection, ref: Reference) -> None:
                 for c in ref.categories.values()
             ],
         )
+        await conn.executemany(
+            "INSERT INTO routing_rules (district_code, category_code, owner, alt_owner,"
+            " version, changed_by, reason)"
+            " SELECT $1, $2, $3, $4, 1, 'bootstrap', 'taxonomy default' WHERE NOT EXISTS"
+            " (SELECT 1 FROM routing_rules WHERE district_code = $1 AND category_code = $2)",
+            [(d, c.code, c.default_owner, c.alt_owner) for c in ref.categories.values()],
+        )
         await conn.execute("DELETE FROM street_anchors WHERE district_code = $1", d)
         await conn.copy_records_to_table(
             "street_anchors",
@@ -284,4 +325,77 @@ async def load_reference(conn: asyncpg.Connection, district_code: str) -> Refere
     )
     if not units or not categories:
         raise RuntimeError(f"no reference data for district {district_code}: run bootstrap")
-    return Reference(district_code, units, categories, anchors)
+    return Reference(
+        district_code, units, categories, anchors, await load_rules(conn, district_code)
+    )
+
+
+RULE_COLUMNS = "category_code, owner, alt_owner, urgency, source, version"
+
+
+async def load_rules(
+    conn: asyncpg.Connection, district_code: str
+) -> dict[tuple[str, str, str], Rule]:
+    rows = await conn.fetch(
+        f"SELECT {RULE_COLUMNS} FROM routing_rules WHERE district_code = $1 AND active",
+        district_code,
+    )
+    return {(r["category_code"], r["urgency"], r["source"]): Rule(**dict(r)) for r in rows}
+
+
+async def rules_version(conn: asyncpg.Connection, district_code: str) -> object:
+    """Changes whenever any rule of the district changes (cheap to poll)."""
+    return await conn.fetchval(
+        "SELECT (count(*), max(changed_at)) FROM routing_rules WHERE district_code = $1",
+        district_code,
+    )
+
+
+async def change_rule(
+    conn: asyncpg.Connection, district_code: str, rule: Rule, actor: str, reason: str
+) -> Rule:
+    """A new version of the rule for (category, urgency, source); the old one is kept."""
+    async with conn.transaction():
+        current = await conn.fetchval(
+            "SELECT max(version) FROM routing_rules WHERE district_code = $1"
+            " AND category_code = $2 AND urgency = $3 AND source = $4 FOR UPDATE",
+            district_code,
+            rule.category_code,
+            rule.urgency,
+            rule.source,
+        )
+        version = (current or 0) + 1
+        await conn.execute(
+            "UPDATE routing_rules SET active = false WHERE district_code = $1"
+            " AND category_code = $2 AND urgency = $3 AND source = $4 AND active",
+            district_code,
+            rule.category_code,
+            rule.urgency,
+            rule.source,
+        )
+        await conn.execute(
+            "INSERT INTO routing_rules (district_code, category_code, urgency, source, owner,"
+            " alt_owner, version, changed_by, reason) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            district_code,
+            rule.category_code,
+            rule.urgency,
+            rule.source,
+            rule.owner,
+            rule.alt_owner,
+            version,
+            actor,
+            reason,
+        )
+    return Rule(rule.category_code, rule.owner, rule.alt_owner, rule.urgency, rule.source, version)
+
+
+async def rule_history(
+    conn: asyncpg.Connection, district_code: str, category_code: str
+) -> list[dict[str, object]]:
+    rows = await conn.fetch(
+        f"SELECT {RULE_COLUMNS}, active, changed_by, changed_at, reason FROM routing_rules"
+        " WHERE district_code = $1 AND category_code = $2 ORDER BY urgency, source, version",
+        district_code,
+        category_code,
+    )
+    return [dict(r) for r in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,21 @@ class Category:
     default_owner: str  # "street" or a department's unit code
     handle_sla: str
     default_urgency: str = "normal"
+    #: where a `not_our_duty` return goes: 'street', a unit code, or None (manual triage)
+    alt_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Who handles a category (for an urgency and a source; '*' matches any): a version of a
+    routing rule, editable at run time."""
+
+    category_code: str
+    owner: str  # 'street' (属地) or a unit code
+    alt_owner: str | None = None  # where `not_our_duty` returns go
+    urgency: str = "*"
+    source: str = "*"
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,8 @@ class Reference:
     units: Mapping[str, Unit]
     categories: Mapping[str, Category]
     anchors: tuple[Anchor, ...]
+    #: active routing rules by (category, urgency, source)
+    rules: Mapping[tuple[str, str, str], Rule] = field(default_factory=dict)
     locator: StreetLocator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +61,14 @@ class Reference:
     def center(self) -> Unit:
         return next(u for u in self.units.values() if u.tier == "district")
 
+    def rule(self, category: Category, urgency: str, source: str) -> Rule:
+        """The most specific active rule; the taxonomy's default owner when there is none."""
+        c = category.code
+        for key in ((c, urgency, source), (c, urgency, "*"), (c, "*", source), (c, "*", "*")):
+            if key in self.rules:
+                return self.rules[key]
+        return Rule(c, category.default_owner, category.alt_owner)
+
     def unit_name(self, unit_code: str | None) -> str:
         unit = self.units.get(unit_code or "")
         return unit.name if unit else (unit_code or "")
@@ -51,6 +77,14 @@ class Reference:
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _alt_owner(owner: str, notes: str) -> str | None:
+    """A department named in the notes, else the street backstop for department categories."""
+    named = re.findall(r"\d{6}-[A-Z]+", notes)
+    if named:
+        return str(named[0])
+    return "street" if owner != "street" else None
 
 
 def _urgency_from_notes(notes: str) -> str:
@@ -73,6 +107,7 @@ def load_csv(directory: Path, district_code: str) -> Reference:
             default_owner=r["default_owner"],
             handle_sla=r["handle_sla"],
             default_urgency=_urgency_from_notes(r["notes"]),
+            alt_owner=_alt_owner(r["default_owner"], r["notes"]),
         )
         for r in _rows(directory / "categories.csv")
     }

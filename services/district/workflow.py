@@ -17,12 +17,13 @@ from contracts.tasks import FeedbackAction, TaskFeedback, TaskKind
 from services.common.crypto import PhoneVault
 from services.common.metrics import Metrics
 from services.district import messages
+from services.district.alarms import alarms
 from services.district.deadlines import DeadlinePolicy, compute_deadlines
 from services.district.geo import to_wgs84
 from services.district.lifecycle import Event, State, next_state
 from services.district.model import CaseRec, Changes, EventRec, TaskRec
 from services.district.reference import SHANGHAI_DISTRICTS, Reference
-from services.district.routing import classify, effective_urgency, route
+from services.district.routing import classify, effective_urgency, redispatch_target, route
 from services.district.workcal import WorkCalendar
 
 
@@ -159,7 +160,7 @@ class Workflow:
 
     def _route(self, case: CaseRec, now: datetime, origin_ms: int | None, ch: Changes) -> None:
         category = self.ctx.ref.categories[case.category_code]
-        decision = route(category, case.street_code, self.ctx.ref)
+        decision = route(category, case.street_code, self.ctx.ref, case.urgency, case.source)
         if decision.unit_code is None:
             self._transition(
                 case, Event.TO_TRIAGE, now, "routing", ch, data={"reason": decision.reason}
@@ -177,6 +178,9 @@ class Workflow:
         *,
         reason: str,
         reopened: bool = False,
+        role: str = "lead",
+        event: Event | None = None,
+        actor: str = "routing",
     ) -> TaskRec:
         cat = self.ctx.ref.categories[case.category_code]
         d = compute_deadlines(
@@ -194,7 +198,7 @@ class Workflow:
             case_no=case.case_no,
             district_code=case.district_code,
             unit_code=unit,
-            role="lead",
+            role=role,
             state="assigned",
             dispatched_at=now,
             accept_by=d.accept_by,
@@ -203,13 +207,30 @@ class Workflow:
         )
         case.tasks.append(task)
         ch.new_tasks.append(task)
-        case.resolve_by = d.resolve_by
-        event = Event.REOPENED if reopened else Event.DISPATCHED
-        data = {"task_id": task.task_id, "reason": reason, "resolve_by": d.resolve_by.isoformat()}
-        self._transition(case, event, now, "routing", ch, unit_code=unit, data=data, tasks=(task,))
+        self._arm(case, task, ch)
+        data = {
+            "task_id": task.task_id,
+            "role": role,
+            "reason": reason,
+            "deadlines_before": _deadlines(case.resolve_by),
+            "deadlines_after": _task_deadlines(task),
+        }
+        if role == "lead":
+            case.resolve_by = d.resolve_by
+        if event is None:
+            event = Event.REOPENED if reopened else Event.DISPATCHED
+        if role == "lead" or event is Event.JOINT_DISPATCHED:
+            self._transition(case, event, now, actor, ch, unit_code=unit, data=data, tasks=(task,))
+        else:
+            self._record(case, "co_dispatched", case.state, now, actor, ch, unit, data, (task,))
         ch.outbox.append(messages.task_message(case, task, TaskKind.ASSIGNED, reason, origin_ms))
-        self._after(ch, lambda: self.m.tasks_dispatched.labels(unit, "lead").inc())
+        self._after(ch, lambda: self.m.tasks_dispatched.labels(unit, role).inc())
         return task
+
+    def _arm(self, case: CaseRec, task: TaskRec, ch: Changes) -> None:
+        """(Re)compute when the task's next warning or deadline falls."""
+        upcoming = alarms(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
+        ch.timers[task.task_id] = (task, upcoming[0].at if upcoming else None)
 
     # -- later inputs about an existing case ----------------------------------------------------
 
@@ -234,26 +255,21 @@ class Workflow:
             OrderAction.DISPATCH: Event.SUPPLEMENTED,
         }[order.action]
         lead = case.lead()
-        self._transition(
-            case,
-            event,
-            now,
-            "hotline12345",
-            ch,
-            data=data,
-            unit_code=lead.unit_code if lead else None,
+        unit = lead.unit_code if lead else None
+        self._transition(case, event, now, "hotline12345", ch, data=data, unit_code=unit)
+        kind = {Event.WITHDRAWN: TaskKind.WITHDRAWN, Event.URGED: TaskKind.URGED}.get(
+            event, TaskKind.UPDATED
         )
-        if lead is not None:
-            kind = (
-                TaskKind.WITHDRAWN
-                if event is Event.WITHDRAWN
-                else (TaskKind.URGED if event is Event.URGED else TaskKind.UPDATED)
-            )
-            if kind is TaskKind.WITHDRAWN:
-                lead.state = "withdrawn"
-                ch.touch(case, lead)
-            ch.outbox.append(messages.task_message(case, lead, kind, order.note or ""))
+        self._tell_units(case, kind, order.note or "", ch)
         return True
+
+    def _tell_units(self, case: CaseRec, kind: TaskKind, note: str, ch: Changes) -> None:
+        """Send every active task a message; withdrawing also closes the tasks."""
+        for task in case.active_tasks():
+            if kind is TaskKind.WITHDRAWN:
+                task.state = "withdrawn"
+                ch.touch(case, task)
+            ch.outbox.append(messages.task_message(case, task, kind, note))
 
     def followup(self, case: CaseRec, fb: Feedback, now: datetime, ch: Changes) -> None:
         rating = fb.satisfaction.value
@@ -332,27 +348,60 @@ class Workflow:
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
         assert fb.result is not None
-        task.state, task.resolved_at = "resolved", at
-        case.resolved_at = at
-        data = {"resolved": fb.result.resolved, "summary": fb.result.summary}
-        ev = self._unit_event(case, task, Event.RESOLVED, fb, at, ch, data)
-        self._reply(case, ev, ReplyKind.RESULT, task.unit_code, fb.result.summary, ch)
+        task.state, task.resolved_at, task.summary = "resolved", at, fb.result.summary
+        data = {
+            "resolved": fb.result.resolved,
+            "summary": fb.result.summary,
+            "feedback_id": fb.feedback_id,
+            "task_id": task.task_id,
+        }
         self._stage(ch, "resolve", task.dispatched_at, at)
+        waiting = [t.unit_code for t in case.active_tasks() if t.role == "co"]
+        lead = case.last_lead()
+        if task.role == "co" or waiting:
+            # 联勤联动: the case resolves when the lead has resolved and every co-unit reported
+            kind = "co_reported" if task.role == "co" else "lead_resolved"
+            self._record(
+                case,
+                kind,
+                case.state,
+                at,
+                fb.actor.id,
+                ch,
+                task.unit_code,
+                {**data, "waiting_for": waiting},
+                (task,),
+            )
+            if waiting or lead is None or lead.state != "resolved":
+                return
+            task = lead
+        case.resolved_at = at
+        ev = self._transition(
+            case,
+            Event.RESOLVED,
+            at,
+            fb.actor.id,
+            ch,
+            unit_code=task.unit_code,
+            data=data,
+            tasks=(task,),
+        )
+        self._reply(case, ev, ReplyKind.RESULT, task.unit_code, task.summary or "", ch)
 
     def _return(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
         assert fb.reason is not None
         task.state = "returned"
+        case.returns += 1
         self._unit_event(case, task, Event.RETURNED, fb, at, ch, {"reason": fb.reason.value})
-        self._transition(
-            case,
-            Event.TO_TRIAGE,
-            at,
-            "routing",
-            ch,
-            data={"reason": f"returned by {task.unit_code}: {fb.reason.value}"},
-        )
+        if task.role == "co":
+            return
+        target, why = redispatch_target(case, task.unit_code, fb.reason.value, self.ctx.ref)
+        if target is None:
+            self._transition(case, Event.TO_TRIAGE, at, "routing", ch, data={"reason": why})
+            return
+        self._dispatch(case, target, at, ch, None, reason=why)
 
     def _escalate(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
@@ -455,3 +504,15 @@ class Workflow:
     @staticmethod
     def _after(ch: Changes, fn: Any) -> None:
         ch.after_commit.append(fn)
+
+
+def _deadlines(resolve_by: datetime | None) -> dict[str, str] | None:
+    return None if resolve_by is None else {"resolve_by": resolve_by.isoformat()}
+
+
+def _task_deadlines(task: TaskRec) -> dict[str, str]:
+    return {
+        "accept_by": task.accept_by.isoformat(),
+        "first_contact_by": task.first_contact_by.isoformat(),
+        "resolve_by": task.resolve_by.isoformat(),
+    }
