@@ -76,6 +76,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.extensions = Counter(
+            "cityops_extensions", "Extension decisions", ["unit", "decision"], registry=r
+        )
+        self.supervisions = Counter(
+            "cityops_supervisions", "Cases supervised (督办)", ["unit", "mode"], registry=r
+        )
+        self.timer_alarms = Counter(
+            "cityops_timer_alarms", "Deadline alarms fired", ["stage", "kind"], registry=r
+        )
         self.calendar_fallback = Gauge(
             "cityops_calendar_fallback_year",
             "1 for a year with no official calendar data (Mon-Fri assumed)",

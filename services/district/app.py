@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
-import asyncpg
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 
 from contracts import topics
 from services.common import db
+from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.crypto import load_vault
@@ -19,23 +19,36 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher, now_ms
 from services.common.tasks import background
-from services.district import gauges, queries
+from services.district import api, gauges, queries
 from services.district.consumer import Intake
 from services.district.deadlines import DeadlinePolicy
+from services.district.decisions import DistrictDesk
+from services.district.keys import (
+    CLOCK,
+    CONSUMER,
+    POOL,
+    PRODUCER,
+    PUBLISHER,
+    SETTINGS,
+    STORE,
+    TIMERS,
+    WORKFLOW,
+)
+from services.district.store import CaseStore
+from services.district.timers import TimerWorker
 from services.district.workcal import WorkCalendar
-from services.district.workflow import Context, Workflow
+from services.district.workflow import Context
 
-SETTINGS = web.AppKey("settings", Settings)
-POOL = web.AppKey("pool", asyncpg.Pool)
-PRODUCER = web.AppKey("producer", AIOKafkaProducer)
-WORKFLOW = web.AppKey("workflow", Workflow)
-PUBLISHER = web.AppKey("publisher", Publisher)
-CONSUMER = web.AppKey("consumer", BatchConsumer)
+__all__ = ["CLOCK", "POOL", "SETTINGS", "WORKFLOW", "create_app"]
 
 
-def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
+def create_app(
+    settings: Settings, metrics: Metrics | None = None, clock: Clock | None = None
+) -> web.Application:
     app = base_app(metrics or Metrics())
     app[SETTINGS] = settings
+    app[CLOCK] = clock or Clock()
+    app.router.add_routes(api.routes)
     app.cleanup_ctx.extend(
         [
             _pool,
@@ -45,6 +58,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
             _consumer,
             background("district-consumer", lambda a: a[CONSUMER].run()),
             background("gauges", _gauges),
+            background("timers", lambda a: a[TIMERS].run()),
+            background("routing-rules", _follow_rules),
         ]
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
@@ -66,7 +81,7 @@ async def _workflow(app: web.Application) -> AsyncIterator[None]:
         on_fallback=lambda year: metrics.calendar_fallback.labels(str(year)).set(1)
     )
     ctx = Context(ref, calendar, DeadlinePolicy(), load_vault(s), metrics)
-    app[WORKFLOW] = Workflow(ctx)
+    app[WORKFLOW] = DistrictDesk(ctx)
     yield
 
 
@@ -79,6 +94,10 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
         producer,
         batch=s.outbox_batch,
         on_published=lambda topic, origin_ms: _observe(metrics, topic, origin_ms),
+    )
+    app[STORE] = CaseStore(app[POOL], app[PUBLISHER].submit)
+    app[TIMERS] = TimerWorker(
+        app[POOL], app[WORKFLOW], app[PUBLISHER].submit, app[CLOCK], s.district_code
     )
     yield
     await producer.stop()
@@ -94,7 +113,12 @@ def _observe(metrics: Metrics, topic: str, origin_ms: int | None) -> None:
 async def _consumer(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     intake = Intake(
-        app[POOL], app[WORKFLOW], metrics, s.district_code, on_commit=app[PUBLISHER].submit
+        app[POOL],
+        app[WORKFLOW],
+        metrics,
+        s.district_code,
+        on_commit=app[PUBLISHER].submit,
+        clock=app[CLOCK],
     )
     kafka = make_consumer(s, "district", *topics.INBOUND)
     app[CONSUMER] = BatchConsumer(
@@ -105,3 +129,17 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
 
 async def _gauges(app: web.Application) -> None:
     await gauges.keep_fresh(app[POOL], app[METRICS_KEY], app[SETTINGS].district_code)
+
+
+async def _follow_rules(app: web.Application) -> None:
+    """Routing rules changed by another instance take effect here within seconds."""
+    pool, district, desk = app[POOL], app[SETTINGS].district_code, app[WORKFLOW]
+    async with pool.acquire() as conn:
+        seen = await queries.rules_version(conn, district)
+    while True:
+        await asyncio.sleep(2.0)
+        async with pool.acquire() as conn:
+            version = await queries.rules_version(conn, district)
+            if version != seen:
+                desk.use_rules(await queries.load_rules(conn, district))
+                seen = version

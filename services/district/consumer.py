@@ -6,7 +6,7 @@ import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -15,6 +15,7 @@ from contracts.hotline import Feedback, OrderAction, WorkOrder
 from contracts.roadchief import Report
 from contracts.tasks import TaskFeedback
 from services.common import outbox
+from services.common.clock import Clock
 from services.common.consumer import BatchHandler, Record
 from services.common.kafka import dead_letter
 from services.common.metrics import Metrics
@@ -52,12 +53,14 @@ class Intake(BatchHandler):
         metrics: Metrics,
         district_code: str,
         on_commit: Callable[[outbox.Pending], None] = lambda _: None,
+        clock: Clock | None = None,
     ) -> None:
         self.pool, self.workflow, self.metrics = pool, workflow, metrics
         self.district_code, self.on_commit = district_code, on_commit
+        self.clock = clock or Clock()
 
     async def handle(self, records: Sequence[Record]) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         batch = _Batch()
         commands: list[tuple[Record, Command]] = []
         for record in records:

@@ -63,6 +63,7 @@ OPEN = frozenset(State) - TERMINAL
 _ANY_OPEN = object()  # marker: the event keeps the state it finds
 
 _S = State
+#: event -> {from state: to state | _ANY_OPEN | the set of targets the caller chooses from}
 TRANSITIONS: dict[Event, dict[State | None, State | object]] = {
     Event.OPENED: {None: _S.RECEIVED},
     Event.DISPATCHED: {
@@ -76,7 +77,7 @@ TRANSITIONS: dict[Event, dict[State | None, State | object]] = {
     Event.SUPERVISED: {s: _ANY_OPEN for s in (*WORKING, _S.TRIAGE, _S.ESCALATED)},
     Event.DEADLINE_WARNING: {s: _ANY_OPEN for s in WORKING},
     Event.PARKED: {s: _S.PARKED for s in (*WORKING, _S.TRIAGE, _S.ESCALATED)},
-    Event.UNPARKED: {_S.PARKED: _S.TRIAGE},
+    Event.UNPARKED: {_S.PARKED: frozenset({_S.TRIAGE, _S.DISPATCHED, _S.ACCEPTED, _S.IN_PROGRESS})},
     Event.VERIFIED: {_S.RESOLVED: _S.CLOSED},
     Event.VERIFY_FAILED: {_S.RESOLVED: _S.REOPENED},
     Event.REJECTED: {s: _S.REJECTED for s in (_S.RECEIVED, _S.TRIAGE, _S.RETURNED, _S.ESCALATED)},
@@ -115,16 +116,21 @@ class IllegalTransition(ValueError):
         )
 
 
-def next_state(state: State | None, event: Event) -> State:
-    """The state after `event`, or IllegalTransition."""
-    target = TRANSITIONS[event].get(state)
-    if target is None:
+def next_state(state: State | None, event: Event, target: State | None = None) -> State:
+    """The state after `event`, or IllegalTransition. Events with several possible targets
+    (unparking resumes where the work stood) take the caller's `target`."""
+    allowed = TRANSITIONS[event].get(state)
+    if allowed is None:
         raise IllegalTransition(state, event)
-    if target is _ANY_OPEN:
+    if allowed is _ANY_OPEN:
         assert state is not None
         return state
-    assert isinstance(target, State)
-    return target
+    if isinstance(allowed, frozenset):
+        if target is None or target not in allowed:
+            raise IllegalTransition(state, event)
+        return target
+    assert isinstance(allowed, State)
+    return allowed
 
 
 def allowed_events(state: State | None) -> frozenset[Event]:

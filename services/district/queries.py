@@ -147,7 +147,11 @@ async def next_case_numbers(conn: asyncpg.Connection, n: int) -> list[int]:
 
 
 async def lock_cases(
-    conn: asyncpg.Connection, case_nos: Iterable[str], source_refs: Iterable[tuple[str, str]]
+    conn: asyncpg.Connection,
+    case_nos: Iterable[str],
+    source_refs: Iterable[tuple[str, str]],
+    *,
+    skip_locked: bool = False,
 ) -> list[CaseRec]:
     """Load and row-lock cases by case number or by (source, source_ref), with their tasks."""
     refs = list(source_refs)
@@ -158,7 +162,7 @@ async def lock_cases(
         "  SELECT c.case_no FROM cases c"
         "  JOIN unnest($2::text[], $3::text[]) AS u(source, ref)"
         "    ON c.source = u.source AND c.source_ref = u.ref"
-        ") ORDER BY case_no FOR UPDATE",
+        ") ORDER BY case_no FOR UPDATE" + (" SKIP LOCKED" if skip_locked else ""),
         list(case_nos),
         [s for s, _ in refs],
         [r for _, r in refs],
@@ -399,3 +403,28 @@ async def rule_history(
         category_code,
     )
     return [dict(r) for r in rows]
+
+
+# -- the case record ----------------------------------------------------------------------------
+
+_PUBLIC_CASE = [c for c in CASES.columns if c != "caller_phone_sealed"]
+
+
+async def case_detail(conn: asyncpg.Connection, case_no: str) -> dict[str, object] | None:
+    """A case with its tasks and its full timeline (the phone stays masked)."""
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(_PUBLIC_CASE)} FROM cases WHERE case_no = $1", case_no
+    )
+    if row is None:
+        return None
+    tasks = await conn.fetch(
+        f"SELECT {', '.join(TASKS.columns)} FROM tasks WHERE case_no = $1"
+        " ORDER BY dispatched_at, task_id",
+        case_no,
+    )
+    events = await conn.fetch(
+        "SELECT seq, event_id, type, at, actor, from_state, to_state, unit_code, data"
+        " FROM case_events WHERE case_no = $1 ORDER BY seq",
+        case_no,
+    )
+    return {**dict(row), "tasks": [dict(t) for t in tasks], "timeline": [dict(e) for e in events]}

@@ -6,7 +6,8 @@ one transaction per batch and applies the metric updates after commit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from services.district.deadlines import DeadlinePolicy, compute_deadlines
 from services.district.geo import to_wgs84
 from services.district.lifecycle import Event, State, next_state
 from services.district.model import CaseRec, Changes, EventRec, TaskRec
-from services.district.reference import SHANGHAI_DISTRICTS, Reference
+from services.district.reference import SHANGHAI_DISTRICTS, Reference, Rule
 from services.district.routing import classify, effective_urgency, redispatch_target, route
 from services.district.workcal import WorkCalendar
 
@@ -44,6 +45,10 @@ class Workflow:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.m = ctx.metrics
+
+    def use_rules(self, rules: Mapping[tuple[str, str, str], Rule]) -> None:
+        """Routing rules changed at run time: route new decisions by them."""
+        self.ctx = replace(self.ctx, ref=replace(self.ctx.ref, rules=rules))
 
     # -- opening cases -------------------------------------------------------------------------
 
@@ -284,12 +289,18 @@ class Workflow:
         elif fb.satisfaction.value != "unreachable" and case.state is State.RESOLVED:
             self._close(case, unit, now, ch)
 
-    def _close(self, case: CaseRec, unit: str, now: datetime, ch: Changes) -> None:
+    def _close(
+        self,
+        case: CaseRec,
+        unit: str,
+        now: datetime,
+        ch: Changes,
+        event: Event = Event.CLOSED,
+        actor: str = "hotline12345",
+    ) -> None:
         on_time = bool(case.resolved_at and case.resolve_by and case.resolved_at <= case.resolve_by)
         case.closed_at, case.closed_on_time = now, on_time
-        self._transition(
-            case, Event.CLOSED, now, "hotline12345", ch, unit_code=unit, data={"on_time": on_time}
-        )
+        self._transition(case, event, now, actor, ch, unit_code=unit, data={"on_time": on_time})
         took = (now - case.opened_at).total_seconds()
         self._after(ch, lambda: self.m.cases_closed.labels(unit, str(on_time).lower()).inc())
         self._after(ch, lambda: self.m.stage_duration.labels("close").observe(took))
@@ -454,9 +465,10 @@ class Workflow:
         unit_code: str | None = None,
         data: dict[str, Any] | None = None,
         tasks: tuple[TaskRec, ...] = (),
+        target: State | None = None,
     ) -> EventRec:
         before = None if event is Event.OPENED else case.state
-        case.state = next_state(before, event)
+        case.state = next_state(before, event, target)
         return self._record(case, event.value, before, at, actor, ch, unit_code, data or {}, tasks)
 
     def _record(

@@ -21,8 +21,18 @@ REFUSED = [(s, e) for e in Event for s in [None, *State] if s not in TRANSITIONS
 
 @pytest.mark.parametrize(("state", "event"), ALLOWED)
 def test_allowed_transitions(state: State | None, event: Event) -> None:
+    allowed = TRANSITIONS[event][state]
+    if isinstance(allowed, frozenset):  # the caller chooses the target among these
+        for target in allowed:
+            assert next_state(state, event, target) is target
+        with pytest.raises(IllegalTransition):
+            next_state(state, event)
+        with pytest.raises(IllegalTransition):
+            next_state(state, event, State.CLOSED)
+        return
     after = next_state(state, event)
     assert isinstance(after, State)
+    assert after is allowed or after is state
 
 
 @pytest.mark.parametrize(("state", "event"), REFUSED)
@@ -75,3 +85,19 @@ def test_terminal_states_accept_nothing_but_reopen_after_close() -> None:
         events = allowed_events(state)
         assert events <= {Event.REOPENED, Event.FOLLOWED_UP}
     assert allowed_events(State.NOT_OURS) == frozenset()
+
+
+def test_parking_resumes_where_the_work_stood() -> None:
+    assert next_state(State.IN_PROGRESS, Event.PARKED) is State.PARKED
+    assert next_state(State.PARKED, Event.UNPARKED, State.IN_PROGRESS) is State.IN_PROGRESS
+    with pytest.raises(IllegalTransition):
+        next_state(State.PARKED, Event.ACCEPTED)
+
+
+def test_joint_escalation_and_verification() -> None:
+    assert next_state(State.IN_PROGRESS, Event.ESCALATED) is State.ESCALATED
+    assert next_state(State.ESCALATED, Event.JOINT_DISPATCHED) is State.DISPATCHED
+    assert next_state(State.RESOLVED, Event.VERIFIED) is State.CLOSED
+    assert next_state(State.RESOLVED, Event.VERIFY_FAILED) is State.REOPENED
+    with pytest.raises(IllegalTransition):
+        next_state(State.IN_PROGRESS, Event.VERIFIED)

@@ -1,0 +1,257 @@
+"""What the district decides about a case: manual triage, joint tasks, extensions, supervision
+(by hand or when a deadline falls due), verification, parking, rejection. Pure, like the
+workflow it extends: every decision mutates records and appends to `Changes`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts.hotline import ReplyKind
+from contracts.tasks import TaskKind
+from services.district import messages
+from services.district.alarms import Alarm
+from services.district.lifecycle import Event, State
+from services.district.model import CaseRec, Changes, TaskRec
+from services.district.workflow import Refused, Workflow, _task_deadlines
+
+
+class DistrictDesk(Workflow):
+    """The workflow plus the district operators' and timers' decisions."""
+
+    def dispatch_to(
+        self, case: CaseRec, unit: str, actor: str, reason: str, now: datetime, ch: Changes
+    ) -> TaskRec:
+        """Manual triage or re-dispatch of a case waiting at the district."""
+        self._known_unit(unit)
+        return self._dispatch(
+            case, unit, now, ch, None, reason=reason or "manual triage", actor=actor
+        )
+
+    def joint_dispatch(
+        self,
+        case: CaseRec,
+        lead: str,
+        co_units: list[str],
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+    ) -> list[TaskRec]:
+        """联勤联动: one lead unit and co-units, each with its own task."""
+        if not co_units or lead in co_units or len(set(co_units)) != len(co_units):
+            raise Refused("a joint task needs a lead and distinct co-units other than the lead")
+        for unit in (lead, *co_units):
+            self._known_unit(unit)
+        first = self._dispatch(
+            case,
+            lead,
+            now,
+            ch,
+            None,
+            reason=reason or "联勤联动",
+            event=Event.JOINT_DISPATCHED,
+            actor=actor,
+        )
+        return [first] + [
+            self._dispatch(
+                case, unit, now, ch, None, reason=reason or "联勤联动 协办", role="co", actor=actor
+            )
+            for unit in co_units
+        ]
+
+    def decide_extension(
+        self,
+        case: CaseRec,
+        task_id: str,
+        approve: bool,
+        until: datetime | None,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+    ) -> None:
+        """Approve (the deadline moves, at most the policy's maximum after dispatch) or refuse."""
+        task = self._active_task(case, task_id)
+        if not approve:
+            self._transition(
+                case,
+                Event.EXTENSION_REFUSED,
+                now,
+                actor,
+                ch,
+                unit_code=task.unit_code,
+                data={"task_id": task_id, "reason": reason},
+            )
+            ch.outbox.append(
+                messages.task_message(case, task, TaskKind.UPDATED, f"延期申请未批准: {reason}")
+            )
+            self._after(ch, lambda: self.m.extensions.labels(task.unit_code, "refused").inc())
+            return
+        if until is None or until <= task.resolve_by:
+            raise Refused("an approved extension needs `until` later than the current deadline")
+        longest = self.ctx.policy.max_extension.after(
+            task.dispatched_at, self.ctx.calendar, natural=False
+        )
+        before = _task_deadlines(task)
+        task.resolve_by = min(until, longest)
+        if task.role == "lead":
+            case.resolve_by = task.resolve_by
+        self._arm(case, task, ch)
+        ev = self._transition(
+            case,
+            Event.EXTENSION_APPROVED,
+            now,
+            actor,
+            ch,
+            unit_code=task.unit_code,
+            tasks=(task,),
+            data={
+                "task_id": task_id,
+                "reason": reason,
+                "deadlines_before": before,
+                "deadlines_after": _task_deadlines(task),
+            },
+        )
+        text = f"延期至{task.resolve_by.astimezone(self.ctx.calendar.tz):%Y-%m-%d %H:%M}。{reason}"
+        self._reply(case, ev, ReplyKind.EXTENSION, task.unit_code, text, ch)
+        ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, text))
+        self._after(ch, lambda: self.m.extensions.labels(task.unit_code, "approved").inc())
+
+    def supervise(
+        self,
+        case: CaseRec,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+        *,
+        stage: str | None = None,
+    ) -> None:
+        """督办: flag the case, urge every unit working on it, show it on the district queue."""
+        case.supervised = True
+        mode = "auto" if stage else "manual"
+        unit = case.handling_unit()
+        self._transition(
+            case,
+            Event.SUPERVISED,
+            now,
+            actor,
+            ch,
+            unit_code=unit,
+            data={"mode": mode, "stage": stage, "reason": reason},
+        )
+        self._tell_units(case, TaskKind.URGED, f"督办: {reason}", ch)
+        self._after(ch, lambda: self.m.supervisions.labels(unit or "none", mode).inc())
+
+    def alarm(self, case: CaseRec, task: TaskRec, alarm: Alarm, now: datetime, ch: Changes) -> None:
+        """A task's deadline warned (80%) or fell overdue (then: supervised automatically)."""
+        if not task.active or case.state is State.PARKED:
+            return
+        deadline = getattr(
+            task,
+            {"accept": "accept_by", "first_contact": "first_contact_by", "resolve": "resolve_by"}[
+                alarm.stage
+            ],
+        )
+        if alarm.kind == "warn":
+            self._transition(
+                case,
+                Event.DEADLINE_WARNING,
+                now,
+                "timer",
+                ch,
+                unit_code=task.unit_code,
+                data={
+                    "task_id": task.task_id,
+                    "stage": alarm.stage,
+                    "deadline": deadline.isoformat(),
+                },
+            )
+            return
+        self.supervise(
+            case,
+            "timer",
+            f"{alarm.stage} overdue ({deadline.isoformat()})",
+            now,
+            ch,
+            stage=alarm.stage,
+        )
+
+    def verify(
+        self, case: CaseRec, ok: bool, actor: str, note: str, now: datetime, ch: Changes
+    ) -> None:
+        """The district checks a resolved case: close it, or send it back (再次处置)."""
+        unit = case.handling_unit() or ""
+        if ok:
+            self._close(case, unit, now, ch, event=Event.VERIFIED, actor=actor)
+            return
+        self._dispatch(
+            case,
+            unit,
+            now,
+            ch,
+            None,
+            reason=f"核查未通过: {note}",
+            reopened=True,
+            event=Event.VERIFY_FAILED,
+            actor=actor,
+        )
+
+    def park(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
+        """挂账: approved as not solvable now; its tasks leave the overdue counts."""
+        for task in case.active_tasks():
+            task.state = "parked"
+            self._arm(case, task, ch)
+            ch.touch(case, task)
+        self._transition(
+            case,
+            Event.PARKED,
+            now,
+            actor,
+            ch,
+            unit_code=case.handling_unit(),
+            data={"reason": reason},
+        )
+
+    def unpark(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
+        parked = [t for t in case.tasks if t.state == "parked"]
+        for task in parked:
+            task.state = task.resume_state()
+            self._arm(case, task, ch)
+            ch.touch(case, task)
+        lead = case.lead()
+        target = (
+            State.TRIAGE
+            if lead is None
+            else {
+                "assigned": State.DISPATCHED,
+                "accepted": State.ACCEPTED,
+                "contacted": State.IN_PROGRESS,
+            }[lead.state]
+        )
+        self._transition(
+            case,
+            Event.UNPARKED,
+            now,
+            actor,
+            ch,
+            target=target,
+            unit_code=lead.unit_code if lead else None,
+            data={"reason": reason},
+        )
+
+    def reject(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
+        """Return the order upstream (退回): not for the district to handle."""
+        ev = self._transition(case, Event.REJECTED, now, actor, ch, data={"reason": reason})
+        self._reply(case, ev, ReplyKind.RETURNED, self.ctx.ref.center.unit_code, reason, ch)
+
+    def _active_task(self, case: CaseRec, task_id: str) -> TaskRec:
+        task = case.task(task_id)
+        if task is None or not task.active:
+            raise Refused(f"task {task_id} is not an active task of case {case.case_no}")
+        return task
+
+    def _known_unit(self, unit: str) -> None:
+        known = self.ctx.ref.units.get(unit)
+        if known is None or known.tier == "district":
+            raise Refused(f"{unit} is not a street or department of this district")

@@ -1,0 +1,25 @@
+"""Typed app-state keys of the district service."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from services.common.clock import Clock
+from services.common.config import Settings
+from services.common.consumer import BatchConsumer
+from services.common.outbox import Publisher
+from services.district.decisions import DistrictDesk
+from services.district.store import CaseStore
+from services.district.timers import TimerWorker
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+POOL = web.AppKey("pool", asyncpg.Pool)
+PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+WORKFLOW = web.AppKey("workflow", DistrictDesk)
+PUBLISHER = web.AppKey("publisher", Publisher)
+CONSUMER = web.AppKey("consumer", BatchConsumer)
+STORE = web.AppKey("store", CaseStore)
+TIMERS = web.AppKey("timers", TimerWorker)
