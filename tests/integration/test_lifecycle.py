@@ -1,0 +1,382 @@
+"""The district's rules on the real loop: returns, joint tasks, extensions, supervision by
+timers (injectable clock), reopening, and replaying the record."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from contracts import topics
+from services.common import db
+from services.common.clock import FakeClock
+from services.common.config import Settings
+from services.district.app import POOL, WORKFLOW
+from services.district.app import create_app as district_app
+from services.district.keys import PUBLISHER
+from services.district.replay import replay
+from services.district.timers import TimerWorker
+from tests.support import Service, Topics, running, samples, wait_until
+
+ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
+FRIDAY_10AM = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
+
+
+def feedback(task: dict[str, Any], action: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "schema": "cityops.task-feedback/v1",
+        "feedback_id": uuid.uuid4().hex,
+        "task_id": task["task_id"],
+        "case_no": task["case_no"],
+        "unit_code": task["unit_code"],
+        "actor": {"id": f"op-{task['unit_code']}", "name": "值班员"},
+        "action": action,
+        "at": at.isoformat(),
+        **extra,
+    }
+
+
+async def dispatched(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
+    await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
+    [task] = await t.wait_for(
+        topics.task_topic(unit), lambda m: m["case"]["source_ref"] == order_no, f"{order_no} task"
+    )
+    return task
+
+
+async def new_task(t: Topics, unit: str, case_no: str, known: set[str]) -> dict[str, Any]:
+    [task] = await t.wait_for(
+        topics.task_topic(unit),
+        lambda m: m["case_no"] == case_no and m["kind"] == "assigned" and m["task_id"] not in known,
+        f"a new task of {case_no} on {unit}",
+    )
+    return task
+
+
+async def case(district: Service, case_no: str) -> dict[str, Any]:
+    status, body = await district.get(f"/api/v1/cases/{case_no}")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+async def test_returns_are_redispatched_then_left_to_an_operator(settings: Settings) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        first = await dispatched(t, "HL2026112700123", "310106-STHJ")  # 油烟: ecology bureau
+        no = first["case_no"]
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            first["task_id"],
+            feedback(first, "return", clock.now(), reason="not_our_duty"),
+        )
+        # not our duty: the category's other owner, the street of the location (南京西路)
+        second = await new_task(t, "310106012000", no, {first["task_id"]})
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            second["task_id"],
+            feedback(second, "return", clock.now(), reason="not_our_territory"),
+        )
+        # returned twice: a district operator decides
+        await wait_until(lambda: _state(district, no, "triage"), "case in triage")
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/dispatch",
+            {"unit": "310106-CGZF", "actor": "district-op-1", "reason": "城管执法处置"},
+        )
+        assert status == 200, body
+        third = await new_task(t, "310106-CGZF", no, set())
+        assert third["task_id"].endswith("-T3")
+        detail = await case(district, no)
+        assert detail["returns"] == 2 and detail["state"] == "dispatched"
+        types = [e["type"] for e in detail["timeline"]]
+        assert types == [
+            "opened",
+            "dispatched",
+            "returned",
+            "dispatched",
+            "returned",
+            "to_triage",
+            "dispatched",
+        ]
+        # an operator may not dispatch to the district centre itself
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/dispatch", {"unit": "310106-CENTER", "actor": "op"}
+        )
+        assert status == 409 and body["error"] == "refused"
+
+
+async def test_escalation_becomes_a_joint_task_that_resolves_when_all_reported(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        street = "310106015000"  # 天目西路: shared bikes blocking the pavement
+        first = await dispatched(t, "HL2026112700126", street)
+        no = first["case_no"]
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            first["task_id"],
+            feedback(
+                first, "escalate", clock.now(), note="需执法和交警配合", co_units=["310106-CGZF"]
+            ),
+        )
+        await wait_until(lambda: _state(district, no, "escalated"), "escalated")
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/joint",
+            {
+                "lead": street,
+                "co_units": ["310106-CGZF", "310106-GAJ"],
+                "actor": "supervisor-1",
+                "reason": "联勤联动整治",
+            },
+        )
+        assert status == 200, body
+        lead = await new_task(t, street, no, {first["task_id"]})
+        co1 = await new_task(t, "310106-CGZF", no, set())
+        co2 = await new_task(t, "310106-GAJ", no, set())
+        assert (lead["role"], co1["role"], co2["role"]) == ("lead", "co", "co")
+        result = {"resolved": True, "summary": "已清理乱停车辆并设置围栏"}
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            lead["task_id"],
+            feedback(lead, "resolve", clock.now(), result=result),
+        )
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            co1["task_id"],
+            feedback(co1, "resolve", clock.now(), result={"resolved": True, "summary": "执法完毕"}),
+        )
+        await wait_until(lambda: _event(district, no, "co_reported"), "first co-unit reported")
+        assert (await case(district, no))["state"] == "dispatched", "co-unit GAJ has not reported"
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            co2["task_id"],
+            feedback(
+                co2, "resolve", clock.now(), result={"resolved": True, "summary": "交警已处理"}
+            ),
+        )
+        [reply] = await t.wait_for(
+            topics.REPLIES, lambda m: m["kind"] == "result" and m["case_no"] == no, "result reply"
+        )
+        assert reply["unit_code"] == street and reply["text"] == result["summary"]
+        await t.publish(
+            topics.HOTLINE_FEEDBACK,
+            "HL2026112700126",
+            {
+                "schema": "hotline12345.feedback/v1",
+                "order_no": "HL2026112700126",
+                "visited_at": clock.now().isoformat(),
+                "resolved": True,
+                "satisfaction": "satisfied",
+            },
+        )
+        await wait_until(lambda: _state(district, no, "closed"), "closed")
+        await _replays_exactly(settings, no)
+
+
+async def test_extension_approved_moves_the_deadline_and_refused_does_not(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        task = await dispatched(t, "HL2026112700131", "310106-JSGL")  # 路灯: 1WD (suggestion)
+        no, resolve_by = task["case_no"], datetime.fromisoformat(task["deadlines"]["resolve_by"])
+        until = resolve_by + timedelta(days=3)
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            task["task_id"],
+            feedback(
+                task,
+                "request_extension",
+                clock.now(),
+                requested_until=until.isoformat(),
+                note="需采购灯具",
+            ),
+        )
+        await wait_until(lambda: _event(district, no, "extension_requested"), "request recorded")
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/extension",
+            {
+                "task_id": task["task_id"],
+                "approve": True,
+                "until": until.isoformat(),
+                "actor": "supervisor-1",
+                "reason": "同意延期",
+            },
+        )
+        assert status == 200, body
+        [updated] = await t.wait_for(
+            topics.task_topic("310106-JSGL"), lambda m: m["kind"] == "updated", "updated task"
+        )
+        assert datetime.fromisoformat(updated["deadlines"]["resolve_by"]) == until
+        [reply] = await t.wait_for(
+            topics.REPLIES, lambda m: m["kind"] == "extension", "extension reply"
+        )
+        assert reply["order_no"] == "HL2026112700131"
+        approved = [
+            e for e in (await case(district, no))["timeline"] if e["type"] == "extension_approved"
+        ]
+        before = approved[0]["data"]["deadlines_before"]["resolve_by"]
+        assert datetime.fromisoformat(before) == resolve_by
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/extension",
+            {
+                "task_id": task["task_id"],
+                "approve": False,
+                "actor": "supervisor-1",
+                "reason": "不予延期",
+            },
+        )
+        assert status == 200, body
+        detail = await case(district, no)
+        assert datetime.fromisoformat(detail["resolve_by"]) == until
+        assert [e["type"] for e in detail["timeline"]][-1] == "extension_refused"
+        assert (
+            await district.metric(
+                "cityops_extensions_total", unit="310106-JSGL", decision="approved"
+            )
+            == 1
+        )
+
+
+async def test_overdue_accept_is_supervised_once_and_the_unit_urged(settings: Settings) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        task = await dispatched(t, "HL2026112700123", "310106-STHJ")
+        assert datetime.fromisoformat(task["deadlines"]["accept_by"]) == FRIDAY_10AM + timedelta(
+            hours=1
+        )
+        no = task["case_no"]
+        clock.advance(timedelta(minutes=50))  # 83%: a warning, no supervision yet
+        await wait_until(lambda: _event(district, no, "deadline_warning"), "80% warning")
+        assert not await _event(district, no, "supervised")
+        clock.advance(timedelta(minutes=11))  # 11:01, past the 11:00 accept deadline
+        [urged] = await t.wait_for(
+            topics.task_topic("310106-STHJ"), lambda m: m["kind"] == "urged", "urged task"
+        )
+        assert urged["task_id"] == task["task_id"] and "督办" in urged["note"]
+        # more instances racing on the same alarms fire nothing more
+        desk, pool = district.app[WORKFLOW], district.app[POOL]
+        workers = [
+            TimerWorker(pool, desk, district.app[PUBLISHER].submit, clock, settings.district_code)
+            for _ in range(3)
+        ]
+        await asyncio.gather(*(w.fire_due() for w in workers))
+        detail = await case(district, no)
+        assert detail["supervised"] is True
+        assert [e["type"] for e in detail["timeline"]].count("supervised") == 1
+        assert (
+            await district.metric("cityops_supervisions_total", unit="310106-STHJ", mode="auto")
+            == 1
+        )
+
+
+async def test_timers_fire_once_across_instances_and_catch_up_after_downtime(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        for order_no, unit in (
+            ("HL2026112700123", "310106-STHJ"),
+            ("HL2026112700128", "310106-FGJ"),
+            ("HL2026112700130", "310106-SCJG"),
+        ):
+            await dispatched(t, order_no, unit)
+    # the service is down; two new instances start after the deadlines passed
+    clock.advance(timedelta(hours=2))
+    pools = [await db.create_pool(settings.database_url, 2) for _ in range(2)]
+    try:
+        app = district_app(settings, clock=clock)
+        async with running(app) as district:
+            desk, submit = district.app[WORKFLOW], district.app[PUBLISHER].submit
+            workers = [TimerWorker(p, desk, submit, clock, settings.district_code) for p in pools]
+            for _ in range(3):
+                await asyncio.gather(*(w.fire_due() for w in workers))
+            conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
+            try:
+                counts = await conn.fetch(
+                    "SELECT case_no, count(*) AS n FROM case_events WHERE type = 'supervised'"
+                    " GROUP BY case_no"
+                )
+            finally:
+                await conn.close()
+            assert len(counts) == 3 and all(r["n"] == 1 for r in counts), counts
+    finally:
+        for p in pools:
+            await p.close()
+
+
+async def test_dissatisfied_followup_reopens_then_resolves_and_closes(settings: Settings) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        first = await dispatched(t, "HL2026112700124", "310106-JSGL")
+        no = first["case_no"]
+        done = {"resolved": True, "summary": "已责令夜间停工"}
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            first["task_id"],
+            feedback(first, "resolve", clock.now(), result=done),
+        )
+        await wait_until(lambda: _state(district, no, "resolved"), "resolved")
+        followup = {**samples("hotline12345.feedback")[1], "visited_at": clock.now().isoformat()}
+        await t.publish(topics.HOTLINE_FEEDBACK, followup["order_no"], followup)
+        again = await new_task(t, "310106-JSGL", no, {first["task_id"]})
+        detail = await case(district, no)
+        assert detail["state"] == "reopened"
+        reopen_by = datetime.fromisoformat(again["deadlines"]["resolve_by"])
+        assert reopen_by == datetime.fromisoformat("2026-12-02T10:00:00+08:00")  # 3WD
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            again["task_id"],
+            feedback(
+                again, "resolve", clock.now(), result={"resolved": True, "summary": "已查处停工"}
+            ),
+        )
+        await wait_until(lambda: _state(district, no, "resolved"), "resolved again")
+        await t.publish(
+            topics.HOTLINE_FEEDBACK,
+            followup["order_no"],
+            {
+                **followup,
+                "visited_at": (clock.now() + timedelta(minutes=1)).isoformat(),
+                "resolved": True,
+                "satisfaction": "basically_satisfied",
+            },
+        )
+        await wait_until(lambda: _state(district, no, "closed"), "closed")
+        await _replays_exactly(settings, no)
+
+
+async def _state(district: Service, case_no: str, state: str) -> bool:
+    status, body = await district.get(f"/api/v1/cases/{case_no}")
+    return status == 200 and body["state"] == state
+
+
+async def _event(district: Service, case_no: str, type_: str) -> bool:
+    status, body = await district.get(f"/api/v1/cases/{case_no}")
+    return status == 200 and any(e["type"] == type_ for e in body["timeline"])
+
+
+async def _replays_exactly(settings: Settings, case_no: str) -> None:
+    conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
+    try:
+        await db._init_connection(conn)
+        events = await conn.fetch(
+            "SELECT case_no, seq, type, to_state, unit_code, data FROM case_events"
+            " WHERE case_no = $1 ORDER BY seq",
+            case_no,
+        )
+        row = await conn.fetchrow(
+            "SELECT state, supervised, resolve_by, last_seq FROM cases WHERE case_no = $1", case_no
+        )
+        tasks = await conn.fetch(
+            "SELECT task_id, unit_code, role FROM tasks WHERE case_no = $1", case_no
+        )
+    finally:
+        await conn.close()
+    rebuilt = replay([dict(e) for e in events])
+    assert rebuilt.state == row["state"] and rebuilt.seq == row["last_seq"]
+    assert rebuilt.supervised == row["supervised"] and rebuilt.resolve_by == row["resolve_by"]
+    assert rebuilt.tasks == {r["task_id"]: (r["unit_code"], r["role"]) for r in tasks}
