@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,39 @@ def _quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[f
     return q(0.5), q(0.99)
 
 
+async def bench_timers(settings: Settings) -> float:
+    """Deadline alarms processed per second: every open task's deadlines fall due at once
+    (a clock 30 days ahead) and one timer worker fires them (events, urged tasks, outbox)."""
+    from services.common import db
+    from services.common.clock import FakeClock
+    from services.common.crypto import load_vault
+    from services.common.metrics import Metrics
+    from services.district import queries
+    from services.district.deadlines import DeadlinePolicy
+    from services.district.decisions import DistrictDesk
+    from services.district.timers import TimerWorker
+    from services.district.workcal import WorkCalendar
+    from services.district.workflow import Context
+
+    pool = await db.create_pool(settings.database_url, 2)
+    try:
+        async with pool.acquire() as conn:
+            ref = await queries.load_reference(conn, settings.district_code)
+            due = await conn.fetchval("SELECT count(*) FROM task_timers")
+        desk = DistrictDesk(
+            Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), Metrics())
+        )
+        clock = FakeClock(datetime.now(UTC) + timedelta(days=30))
+        worker = TimerWorker(pool, desk, lambda _: None, clock, settings.district_code)
+        started, fired = time.perf_counter(), 0
+        while n := await worker.fire_due():
+            fired += n
+        return fired / (time.perf_counter() - started) if fired else 0.0
+    finally:
+        await pool.close()
+        _ = due
+
+
 async def bench_raw(settings: Settings, n: int, seed: int) -> float:
     """The same data through a consume-upsert-produce loop with no logic: the ceiling."""
     src, dst = f"bench.raw.in.{uuid.uuid4().hex[:6]}", f"bench.raw.out.{uuid.uuid4().hex[:6]}"
@@ -318,7 +351,7 @@ async def main() -> None:
 
 async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, list[float]]:
     """Each measurement `--repeat` times, alternating raw and loop so both see the same box."""
-    out: dict[str, list[float]] = {"raw": [], "loop": [], "p50": [], "p99": []}
+    out: dict[str, list[float]] = {"raw": [], "loop": [], "p50": [], "p99": [], "timers": []}
     districts = [District(settings) for _ in range(args.instances)]
     try:
         for d in districts:
@@ -329,6 +362,7 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
             p50, p99 = await bench_latency(settings, districts, args.rate, 10.0, seed=200 + i)
             out["p50"].append(p50 * 1000)
             out["p99"].append(p99 * 1000)
+        out["timers"] = [await bench_timers(settings)]
     finally:
         for d in districts:
             d.stop()
@@ -343,6 +377,7 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         ("intake -> task (sustained)", f"{med['loop']:,.0f} orders/s", f"{ratio:.2f} x raw"),
         (f"dispatch latency p50 @ {args.rate:.0f}/s", f"{med['p50']:.1f} ms", ""),
         (f"dispatch latency p99 @ {args.rate:.0f}/s", f"{med['p99']:.1f} ms", ""),
+        ("deadline timers fired", f"{med['timers']:,.0f} tasks/s", "all open tasks due at once"),
     ]
     width = max(len(r[0]) for r in rows)
     print(

@@ -44,6 +44,18 @@ def alarms(
     return sorted(out, key=lambda a: a.at)
 
 
+def first_alarm(
+    task: TaskRec, urgency: str, calendar: WorkCalendar, warn_fraction: float = 0.8
+) -> datetime | None:
+    """When the task's first alarm falls, computed once: warnings fall in deadline order (all
+    stages start at dispatch), so it is the warning of the earliest unfinished deadline."""
+    open_deadlines = [getattr(task, attr) for attr, done in STAGES.values() if done(task) is None]
+    if not open_deadlines:
+        return None
+    return warn_at(task.dispatched_at, min(open_deadlines), calendar, is_natural(urgency),
+                   warn_fraction)
+
+
 def due(
     pending: Iterable[Alarm], fired: Iterable[str], now: datetime
 ) -> tuple[list[Alarm], list[str], datetime | None]:

@@ -18,7 +18,7 @@ from contracts.tasks import FeedbackAction, TaskFeedback, TaskKind
 from services.common.crypto import PhoneVault
 from services.common.metrics import Metrics
 from services.district import messages
-from services.district.alarms import alarms
+from services.district.alarms import first_alarm
 from services.district.deadlines import DeadlinePolicy, compute_deadlines
 from services.district.geo import to_wgs84
 from services.district.lifecycle import Event, State, next_state
@@ -88,11 +88,12 @@ class Workflow:
             municipal_due=order.due_at,
         )
         self._open(case, now, ch, {"category_matched": matched, "hint": order.category_hint})
-        located = None if lon is None or lat is None else ref.locator.locate(lon, lat)
+        located = None if lon is None or lat is None else ref.territory.locate(lon, lat)
         if order.district_code != ref.district_code or (lon is not None and located is None):
             self._not_ours(case, order.district_code, now, ch)
             return case
-        case.street_code = located.unit_code if located else None
+        # no coordinates: the street named by the address, if it names exactly one
+        case.street_code = located.unit_code if located else ref.gazetteer.street_of(order.address)
         self._route(case, now, origin_ms, ch)
         return case
 
@@ -102,7 +103,7 @@ class Workflow:
         ref = self.ctx.ref
         category, matched = classify(report.category_hint, ref)
         lon, lat = to_wgs84(report.location.lon, report.location.lat, report.location.crs)
-        located = ref.locator.locate(lon, lat)
+        located = ref.territory.locate(lon, lat)
         case = CaseRec(
             case_no=case_no,
             district_code=ref.district_code,
@@ -234,8 +235,8 @@ class Workflow:
 
     def _arm(self, case: CaseRec, task: TaskRec, ch: Changes) -> None:
         """(Re)compute when the task's next warning or deadline falls."""
-        upcoming = alarms(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
-        ch.timers[task.task_id] = (task, upcoming[0].at if upcoming else None)
+        first = first_alarm(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
+        ch.timers[task.task_id] = (task, first)
 
     # -- later inputs about an existing case ----------------------------------------------------
 
