@@ -136,23 +136,6 @@ VARIANTS = {
     "道路积水": ["积水"],
 }
 UNKNOWN_HINTS = ["城市管理综合", "其他事项", "市容环境卫生", "民生诉求"]
-# real roads in or beside each street's territory (Jing'an).
-ROADS = {
-    "310106006000": ["江宁路", "昌平路", "武定路", "康定路", "西康路", "新闸路", "海防路"],
-    "310106011000": ["石门二路", "泰兴路", "新闸路", "北京西路", "成都北路", "山海关路"],
-    "310106012000": ["南京西路", "威海路", "吴江路", "茂名北路", "陕西北路", "石门一路"],
-    "310106013000": ["愚园路", "华山路", "常德路", "镇宁路", "延安西路", "乌鲁木齐北路"],
-    "310106014000": ["万航渡路", "长寿路", "康定路", "余姚路", "武定西路", "昌化路"],
-    "310106015000": ["天目西路", "恒丰路", "大统路", "长安路", "裕通路", "光复路"],
-    "310106016000": ["天目东路", "海宁路", "浙江北路", "河南北路", "安庆路", "七浦路"],
-    "310106017000": ["宝山路", "宝通路", "中兴路", "永兴路", "虬江路", "宝昌路"],
-    "310106018000": ["共和新路", "中山北路", "延长中路", "洛川中路", "柳营路", "平型关路"],
-    "310106019000": ["大宁路", "广中西路", "灵石路", "延长西路", "万荣路", "共和新路"],
-    "310106020000": ["平顺路", "闻喜路", "岳州路", "保德路", "场中路", "共和新路"],
-    "310106021000": ["临汾路", "汾西路", "阳曲路", "场中路", "共和新路", "广中西路"],
-    "310106022000": ["芷江西路", "中兴路", "普善路", "永兴路", "柳营路", "共和新路"],
-    "310106101000": ["沪太路", "灵石路", "江场路", "万荣路", "汶水路", "永和路"],
-}
 # neighbouring districts: (code, name, place, wgs84 lon, lat)
 ELSEWHERE = [
     ("310104", "徐汇区", "漕溪北路", 121.43676, 31.19478),
@@ -230,6 +213,10 @@ class FeedGenerator:
             for r in _rows(reference_dir / "jingan_departments.csv")
             if not r["unit_code"].endswith("-CENTER")
         ]
+        # real roads in or beside each street's territory (the district's gazetteer)
+        self.roads: dict[str, list[str]] = {}
+        for row in _rows(reference_dir / "jingan_roads.csv"):
+            self.roads.setdefault(row["unit_code"], []).append(row["road"])
         self.elsewhere = [e for e in ELSEWHERE if e[0] != district_code]
         self._n = 0
 
@@ -312,7 +299,7 @@ class FeedGenerator:
         title, content = self.rng.choice(PHRASES[category["minor"]][1])
         channel, request_type = self._pick(CHANNELS), self._pick(REQUEST_TYPES)
         street = self.rng.choice(sorted(self.anchors))
-        roads = ROADS.get(street, ["大统路", "共和新路"])
+        roads = self.roads.get(street, ["大统路", "共和新路"])
         district_code, lon, lat = self.district_code, *self._point(street)
         road, address = self._address(roads)
         address = "静安区" + address
@@ -352,7 +339,7 @@ class FeedGenerator:
         """A road-chief patrol report; about one in five was handled on the spot."""
         n = self._next()
         street = self.rng.choice(sorted(self.anchors))
-        roads = ROADS.get(street, ["大统路", "共和新路", "天目西路"])
+        roads = self.roads.get(street, ["大统路", "共和新路", "天目西路"])
         road, a, b = self.rng.sample(roads, 3)
         category = self._category(("市容环境", "街面秩序", "施工管理", "公用设施", "园林绿化"))
         level = 2 if self.rng.random() < 0.8 else 1

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 async def bootstrap(settings: Settings) -> None:
     applied = await db.migrate(settings.database_url)
-    ref = load_csv(settings.reference_dir, settings.district_code)
+    ref = load_csv(settings.reference_dir, settings.district_code, settings.territory_geojson)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await queries.store_reference(conn, ref)

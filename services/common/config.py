@@ -37,6 +37,10 @@ class Settings:
     reference_dir: Path = field(
         default_factory=lambda: Path(_env("REFERENCE_DIR", str(ROOT / "deploy" / "reference")))
     )
+    #: official street territories (GeoJSON); unset: generated from the street anchors.
+    territory_geojson: Path | None = field(
+        default_factory=lambda: Path(p) if (p := _env("TERRITORY_GEOJSON", "")) else None
+    )
     #: units the reference street platform serves; empty: every street and department.
     street_units: tuple[str, ...] = field(
         default_factory=lambda: tuple(u for u in _env("STREET_UNITS", "").split(",") if u)

@@ -52,8 +52,9 @@ def first_alarm(
     open_deadlines = [getattr(task, attr) for attr, done in STAGES.values() if done(task) is None]
     if not open_deadlines:
         return None
-    return warn_at(task.dispatched_at, min(open_deadlines), calendar, is_natural(urgency),
-                   warn_fraction)
+    return warn_at(
+        task.dispatched_at, min(open_deadlines), calendar, is_natural(urgency), warn_fraction
+    )
 
 
 def due(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -296,6 +298,53 @@ async def store_reference(conn: asyncpg.Connection, ref: Reference) -> None:
             columns=("district_code", "unit_code", "lon", "lat"),
             records=[(d, a.unit_code, a.lon, a.lat) for a in ref.anchors],
         )
+        await _store_geography(conn, ref)
+
+
+async def _store_geography(conn: asyncpg.Connection, ref: Reference) -> None:
+    """Replace the district's road table and official territories (jsonb sent as text, so a
+    connection without the pool's jsonb codec works too)."""
+    d = ref.district_code
+    await conn.execute("DELETE FROM street_roads WHERE district_code = $1", d)
+    await conn.executemany(
+        "INSERT INTO street_roads (district_code, unit_code, road) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING",
+        [(d, unit_code, road) for unit_code, road in ref.roads],
+    )
+    await conn.execute("DELETE FROM street_territories WHERE district_code = $1", d)
+    await conn.executemany(
+        "INSERT INTO street_territories (district_code, seq, unit_code, geometry)"
+        " VALUES ($1, $2, $3, $4::text::jsonb)",
+        [
+            (d, seq, f["properties"]["unit_code"], json.dumps(f["geometry"]))
+            for seq, f in enumerate(ref.official_territories)
+        ],
+    )
+
+
+async def _load_geography(
+    conn: asyncpg.Connection, district_code: str
+) -> tuple[tuple[tuple[str, str], ...], tuple[dict[str, Any], ...]]:
+    """The road table and the official territories (GeoJSON features, in the order given)."""
+    roads = await conn.fetch(
+        "SELECT unit_code, road FROM street_roads WHERE district_code = $1"
+        " ORDER BY unit_code, road",
+        district_code,
+    )
+    areas = await conn.fetch(
+        "SELECT unit_code, geometry::text AS geometry FROM street_territories"
+        " WHERE district_code = $1 ORDER BY seq",
+        district_code,
+    )
+    features = tuple(
+        {
+            "type": "Feature",
+            "properties": {"unit_code": r["unit_code"]},
+            "geometry": json.loads(r["geometry"]),
+        }
+        for r in areas
+    )
+    return tuple((r["unit_code"], r["road"]) for r in roads), features
 
 
 async def load_reference(conn: asyncpg.Connection, district_code: str) -> Reference:
@@ -329,8 +378,15 @@ async def load_reference(conn: asyncpg.Connection, district_code: str) -> Refere
     )
     if not units or not categories:
         raise RuntimeError(f"no reference data for district {district_code}: run bootstrap")
+    roads, territories = await _load_geography(conn, district_code)
     return Reference(
-        district_code, units, categories, anchors, await load_rules(conn, district_code)
+        district_code,
+        units,
+        categories,
+        anchors,
+        await load_rules(conn, district_code),
+        roads=roads,
+        official_territories=territories,
     )
 
 

@@ -1,14 +1,19 @@
-"""The district's reference data (units, categories, street anchors) held in memory."""
+"""The district's reference data (units, categories, street anchors, territories, roads) held in
+memory."""
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from services.district.gazetteer import Gazetteer
 from services.district.geo import Anchor, StreetLocator
+from services.district.territory import Territory, build_from_anchors, from_geojson
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +57,30 @@ class Reference:
     anchors: tuple[Anchor, ...]
     #: active routing rules by (category, urgency, source)
     rules: Mapping[tuple[str, str, str], Rule] = field(default_factory=dict)
+    #: (unit_code, road) pairs: the gazetteer's road table
+    roads: tuple[tuple[str, str], ...] = ()
+    #: official street polygons (GeoJSON Features with `unit_code`); none: built from anchors
+    official_territories: tuple[Mapping[str, Any], ...] = ()
     locator: StreetLocator = field(init=False, repr=False, compare=False)
+    territory: Territory = field(init=False, repr=False, compare=False)
+    gazetteer: Gazetteer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "locator", StreetLocator(self.anchors))
+        object.__setattr__(self, "territory", self._territory())
+        streets = [(u.unit_code, u.name) for u in self.units.values() if u.tier == "street"]
+        foreign = [n for c, n in SHANGHAI_DISTRICTS.items() if c != self.district_code]
+        object.__setattr__(self, "gazetteer", Gazetteer.for_district(self.roads, streets, foreign))
+
+    def _territory(self) -> Territory:
+        if not self.official_territories:
+            return build_from_anchors(self.anchors)
+        territory = from_geojson(_collection(self.official_territories))
+        streets = {u.unit_code for u in self.units.values() if u.tier == "street"}
+        unknown = sorted(set(territory.units) - streets)
+        if unknown:
+            raise ValueError(f"territories of units that are not streets: {', '.join(unknown)}")
+        return territory
 
     @property
     def center(self) -> Unit:
@@ -91,8 +116,24 @@ def _urgency_from_notes(notes: str) -> str:
     return "urgent" if "urgent by default" in notes else "normal"
 
 
-def load_csv(directory: Path, district_code: str) -> Reference:
-    """Reference data from the CSV files shipped in deploy/reference/."""
+def _collection(features: tuple[Mapping[str, Any], ...]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def _official_territories(path: Path | None) -> tuple[Mapping[str, Any], ...]:
+    """The features of an official GeoJSON FeatureCollection of street territories, checked."""
+    if path is None:
+        return ()
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    from_geojson(doc)  # fails early, naming the bad feature
+    return tuple(doc["features"])
+
+
+def load_csv(
+    directory: Path, district_code: str, territory_geojson: Path | None = None
+) -> Reference:
+    """Reference data from the CSV files shipped in deploy/reference/, and the official street
+    territories from `territory_geojson` when the district has them."""
     units = {
         r["unit_code"]: Unit(r["unit_code"], r["name"], r["tier"])
         for name in ("jingan_streets.csv", "jingan_departments.csv")
@@ -115,7 +156,15 @@ def load_csv(directory: Path, district_code: str) -> Reference:
         Anchor(r["unit_code"], float(r["lon"]), float(r["lat"]))
         for r in _rows(directory / "jingan_street_anchors_wgs84.csv")
     )
-    return Reference(district_code, units, categories, anchors)
+    roads = tuple((r["unit_code"], r["road"]) for r in _rows(directory / "jingan_roads.csv"))
+    return Reference(
+        district_code,
+        units,
+        categories,
+        anchors,
+        roads=roads,
+        official_territories=_official_territories(territory_geojson),
+    )
 
 
 #: Shanghai's districts, to name the right one when an order is not ours.

@@ -19,20 +19,30 @@ from services.devstack import free_port
 from tests.support import Topics, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from feedgen import FeedGenerator  # noqa: E402
+from feedgen import FeedGenerator
 
 ORDERS = 3000
 
 
 def start_district(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CITYOPS_DATABASE_URL": settings.database_url,
-           "CITYOPS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "CITYOPS_DISTRICT_PORT": str(free_port()), "CITYOPS_FETCH_MAX_WAIT_MS": "10",
-           "CITYOPS_SESSION_TIMEOUT_MS": "2000", "CITYOPS_GROUP_PREFIX": settings.group_prefix,
-           "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file, "CITYOPS_BATCH_MAX_RECORDS": "200",
-           "CITYOPS_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "district"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "CITYOPS_DATABASE_URL": settings.database_url,
+        "CITYOPS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "CITYOPS_DISTRICT_PORT": str(free_port()),
+        "CITYOPS_FETCH_MAX_WAIT_MS": "10",
+        "CITYOPS_SESSION_TIMEOUT_MS": "2000",
+        "CITYOPS_GROUP_PREFIX": settings.group_prefix,
+        "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file,
+        "CITYOPS_BATCH_MAX_RECORDS": "200",
+        "CITYOPS_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "district"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
@@ -44,10 +54,15 @@ async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
     proc = start_district(settings)
     try:
         async with Topics(settings) as t:
-            producer = t._producer  # noqa: SLF001
-            await asyncio.gather(*[
-                await producer.send(topics.WORKORDERS, json.dumps(o).encode(),
-                                    key=o["order_no"].encode()) for o in orders])
+            producer = t._producer
+            await asyncio.gather(
+                *[
+                    await producer.send(
+                        topics.WORKORDERS, json.dumps(o).encode(), key=o["order_no"].encode()
+                    )
+                    for o in orders
+                ]
+            )
 
             async def some_cases() -> bool:
                 return await conn.fetchval("SELECT count(*) FROM cases") > 300
@@ -65,7 +80,8 @@ async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
             await wait_until(all_cases, "every order applied after the restart", timeout=120)
             await asyncio.sleep(1.0)  # let any duplicate delivery arrive: it must change nothing
             rows = await conn.fetch(
-                "SELECT source_ref, count(*) AS n FROM cases GROUP BY source_ref HAVING count(*) > 1")
+                "SELECT source_ref, count(*) AS n FROM cases GROUP BY source_ref HAVING count(*) > 1"
+            )
             assert rows == [], f"duplicated cases: {rows[:5]}"
             assert await conn.fetchval("SELECT count(*) FROM cases") == ORDERS
             refs = await conn.fetchval("SELECT count(DISTINCT source_ref) FROM cases")
@@ -74,12 +90,16 @@ async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
             dispatched = await conn.fetchval("SELECT count(*) FROM tasks")
 
             async def tasks_published() -> bool:
-                published = {m["task_id"] for unit in await _units(conn)
-                             for m in await t.read(topics.task_topic(unit))}
+                published = {
+                    m["task_id"]
+                    for unit in await _units(conn)
+                    for m in await t.read(topics.task_topic(unit))
+                }
                 return len(published) == dispatched
 
-            await wait_until(tasks_published, "every dispatched task on its unit's topic",
-                             timeout=60)
+            await wait_until(
+                tasks_published, "every dispatched task on its unit's topic", timeout=60
+            )
     finally:
         proc.kill()
         proc.wait(10)

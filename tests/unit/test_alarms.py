@@ -13,9 +13,18 @@ T0 = datetime.fromisoformat("2026-11-27T10:00:00+08:00")  # a Friday, in office 
 
 
 def task(**changes: object) -> TaskRec:
-    base = TaskRec("C-T1", "C", "310106", "310106-JSGL", "lead", "assigned", T0,
-                   accept_by=T0 + timedelta(hours=1), first_contact_by=T0 + timedelta(hours=5),
-                   resolve_by=datetime.fromisoformat("2026-12-04T10:00:00+08:00"))
+    base = TaskRec(
+        "C-T1",
+        "C",
+        "310106",
+        "310106-JSGL",
+        "lead",
+        "assigned",
+        T0,
+        accept_by=T0 + timedelta(hours=1),
+        first_contact_by=T0 + timedelta(hours=5),
+        resolve_by=datetime.fromisoformat("2026-12-04T10:00:00+08:00"),
+    )
     for k, v in changes.items():
         setattr(base, k, v)
     return base
