@@ -80,7 +80,8 @@ async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
             await wait_until(all_cases, "every order applied after the restart", timeout=120)
             await asyncio.sleep(1.0)  # let any duplicate delivery arrive: it must change nothing
             rows = await conn.fetch(
-                "SELECT source_ref, count(*) AS n FROM cases GROUP BY source_ref HAVING count(*) > 1"
+                "SELECT source_ref, count(*) AS n FROM cases"
+                " GROUP BY source_ref HAVING count(*) > 1"
             )
             assert rows == [], f"duplicated cases: {rows[:5]}"
             assert await conn.fetchval("SELECT count(*) FROM cases") == ORDERS
