@@ -10,6 +10,7 @@ from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind
 from services.district import messages
 from services.district.alarms import Alarm
+from services.district.deadlines import is_natural
 from services.district.lifecycle import Event, State
 from services.district.model import CaseRec, Changes, TaskRec
 from services.district.workflow import Refused, Workflow, _task_deadlines
@@ -131,15 +132,18 @@ class DistrictDesk(Workflow):
         case.supervised = True
         mode = "auto" if stage else "manual"
         unit = case.handling_unit()
-        self._transition(
-            case,
-            Event.SUPERVISED,
-            now,
-            actor,
-            ch,
-            unit_code=unit,
-            data={"mode": mode, "stage": stage, "reason": reason},
-        )
+        data: dict[str, object] = {"mode": mode, "stage": stage, "reason": reason}
+        lead = case.lead()
+        if lead is not None and lead.resolve_by <= now:
+            # past its deadline: a supervised case gets the supervised deadline (3 WD)
+            data["deadlines_before"] = _task_deadlines(lead)
+            lead.resolve_by = case.resolve_by = self.ctx.policy.supervised.after(
+                now, self.ctx.calendar, is_natural(case.urgency)
+            )
+            data["deadlines_after"] = _task_deadlines(lead)
+            self._arm(case, lead, ch)
+            ch.touch(case, lead)
+        self._transition(case, Event.SUPERVISED, now, actor, ch, unit_code=unit, data=data)
         self._tell_units(case, TaskKind.URGED, f"督办: {reason}", ch)
         self._after(ch, lambda: self.m.supervisions.labels(unit or "none", mode).inc())
 

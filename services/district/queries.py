@@ -207,7 +207,10 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
         lambda: b.insert(
             TIMERS,
             armed,
-            on_conflict="(task_id) DO UPDATE SET next_at = EXCLUDED.next_at, done = '{}'",
+            # only the resolve deadline ever moves: its alarms may fire again, no others
+            on_conflict="(task_id) DO UPDATE SET next_at = EXCLUDED.next_at,"
+            " done = array_remove(array_remove(task_timers.done, 'resolve:warn'),"
+            " 'resolve:overdue')",
         ),
     )
     b.add(bool(disarmed), lambda: b.delete(TIMERS, "task_id", disarmed))

@@ -380,3 +380,30 @@ async def _replays_exactly(settings: Settings, case_no: str) -> None:
     assert rebuilt.state == row["state"] and rebuilt.seq == row["last_seq"]
     assert rebuilt.supervised == row["supervised"] and rebuilt.resolve_by == row["resolve_by"]
     assert rebuilt.tasks == {r["task_id"]: (r["unit_code"], r["role"]) for r in tasks}
+
+
+async def test_a_case_past_its_resolve_deadline_is_supervised_with_three_working_days(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        task = await dispatched(t, "HL2026112700131", "310106-JSGL")  # suggestion: 1 WD
+        no = task["case_no"]
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            task["task_id"],
+            feedback(task, "contact", clock.now(), note="已联系"),
+        )
+        await wait_until(lambda: _state(district, no, "in_progress"), "in progress")
+        clock.advance(timedelta(days=3, hours=1))  # Monday 11:00, past Monday 10:00
+        [urged] = await t.wait_for(
+            topics.task_topic("310106-JSGL"), lambda m: m["kind"] == "urged", "urged task"
+        )
+        new_deadline = datetime.fromisoformat("2026-12-03T11:00:00+08:00")  # 3 WD later
+        assert datetime.fromisoformat(urged["deadlines"]["resolve_by"]) == new_deadline
+        clock.advance(timedelta(minutes=5))
+        await asyncio.sleep(2.5)  # two more timer passes: nothing already fired fires again
+        detail = await case(district, no)
+        assert [e["type"] for e in detail["timeline"]].count("supervised") == 1
+        assert datetime.fromisoformat(detail["resolve_by"]) == new_deadline
+        await _replays_exactly(settings, no)
