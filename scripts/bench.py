@@ -118,6 +118,7 @@ class District:
             "CITYOPS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
             "CITYOPS_GROUP_PREFIX": settings.group_prefix,
             "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file,
+            "CITYOPS_MERGE_RADIUS_M": "0",  # one task per order: generated orders cluster
             "CITYOPS_LOG_LEVEL": "WARNING",
         }
         self.proc = subprocess.Popen(
@@ -265,6 +266,48 @@ async def bench_timers(settings: Settings) -> float:
         _ = due
 
 
+async def bench_intake(settings: Settings, n: int, seed: int) -> float:
+    """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
+    path (`Intake.handle` on records fetched beforehand, against the real database, duplicate
+    merging on as configured), with publishing excluded (the outbox rows stay for the sweeper)."""
+    from aiokafka.structs import ConsumerRecord
+
+    from services.common import db
+    from services.common.crypto import load_vault
+    from services.common.metrics import Metrics
+    from services.district import queries
+    from services.district.consumer import Intake
+    from services.district.deadlines import DeadlinePolicy
+    from services.district.decisions import DistrictDesk
+    from services.district.duplicates import DuplicatePolicy
+    from services.district.workcal import WorkCalendar
+    from services.district.workflow import Context
+
+    stamp = int(time.time() * 1000)
+    records = [
+        ConsumerRecord(
+            topics.WORKORDERS, 0, i, stamp, 0, key, value, None, len(key), len(value), ()
+        )
+        for i, (key, value) in enumerate(dispatchable_orders(n, seed))
+    ]
+    pool = await db.create_pool(settings.database_url, 2)
+    try:
+        async with pool.acquire() as conn:
+            ref = await queries.load_reference(conn, settings.district_code)
+        metrics = Metrics()
+        desk = DistrictDesk(
+            Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics)
+        )
+        policy = DuplicatePolicy(settings.merge_radius_m, timedelta(hours=settings.merge_window_h))
+        intake = Intake(pool, desk, metrics, settings.district_code, duplicates=policy)
+        size, started = settings.batch_max_records, time.perf_counter()
+        for i in range(0, n, size):
+            await intake.handle(records[i : i + size])
+        return n / (time.perf_counter() - started)
+    finally:
+        await pool.close()
+
+
 async def bench_raw(settings: Settings, n: int, seed: int) -> float:
     """The same data through a consume-upsert-produce loop with no logic: the ceiling."""
     src, dst = f"bench.raw.in.{uuid.uuid4().hex[:6]}", f"bench.raw.out.{uuid.uuid4().hex[:6]}"
@@ -351,7 +394,14 @@ async def main() -> None:
 
 async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, list[float]]:
     """Each measurement `--repeat` times, alternating raw and loop so both see the same box."""
-    out: dict[str, list[float]] = {"raw": [], "loop": [], "p50": [], "p99": [], "timers": []}
+    out: dict[str, list[float]] = {
+        "raw": [],
+        "loop": [],
+        "p50": [],
+        "p99": [],
+        "timers": [],
+        "intake": [],
+    }
     districts = [District(settings) for _ in range(args.instances)]
     try:
         for d in districts:
@@ -366,6 +416,8 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
     finally:
         for d in districts:
             d.stop()
+    for i in range(args.repeat):  # no service running: nothing publishes what it writes
+        out["intake"].append(await bench_intake(settings, args.orders, seed=300 + i))
     return out
 
 
@@ -375,6 +427,11 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     rows = [
         ("raw consume-upsert-produce loop", f"{med['raw']:,.0f} msg/s", ""),
         ("intake -> task (sustained)", f"{med['loop']:,.0f} orders/s", f"{ratio:.2f} x raw"),
+        (
+            "intake only (parse + transaction)",
+            f"{med['intake']:,.0f} orders/s",
+            "publishing excluded",
+        ),
         (f"dispatch latency p50 @ {args.rate:.0f}/s", f"{med['p50']:.1f} ms", ""),
         (f"dispatch latency p99 @ {args.rate:.0f}/s", f"{med['p99']:.1f} ms", ""),
         ("deadline timers fired", f"{med['timers']:,.0f} tasks/s", "all open tasks due at once"),

@@ -1,4 +1,4 @@
-"""`cityops` command: run the whole system, or one service, or prepare a deployment."""
+"""`cityops` command: run the whole system, or one service, prepare a deployment, report KPIs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from services import tokens
 from services.common import logs
 from services.common.config import ROOT, Settings
+from services.district import kpi_report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("bootstrap", help="migrations, reference data, topics")
     sub.add_parser("district", help="the district centre service")
     sub.add_parser("street", help="the reference street platform service")
+    kpi_report.add_arguments(sub.add_parser("kpis", help="closed-loop KPIs of a period"))
+    tokens.add_arguments(sub.add_parser("token", help="operator API tokens"))
     args = parser.parse_args(argv)
     settings = Settings()
     logs.setup(args.command, settings.log_level)
@@ -41,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         from services.street.app import create_app as create_street
 
         run(create_street(settings), "street", settings.http_host, settings.street_port)
+    elif args.command == "kpis":
+        sys.exit(asyncio.run(kpi_report.main(settings, args)))
+    elif args.command == "token":
+        sys.exit(asyncio.run(tokens.main(settings, args)))
 
 
 def run_all(settings: Settings) -> int:
@@ -72,6 +80,8 @@ def run_all(settings: Settings) -> int:
             kafka_bootstrap=env["CITYOPS_KAFKA_BOOTSTRAP"],
         )
         asyncio.run(bootstrap(settings))
+        demo = asyncio.run(tokens.write_demo_tokens(settings))
+        print(f"cityops: demo API tokens in {demo.relative_to(ROOT)}", flush=True)
         return _supervise(_children(env), env)
     finally:
         for dep in reversed(stack):

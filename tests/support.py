@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.common.auth import TOKENS, Role
 from services.common.config import Settings
 
 DATA = Path(__file__).parent / "data"
@@ -41,19 +42,28 @@ async def wait_until(
 class Service:
     """An aiohttp app running in the test's loop on a free loopback port."""
 
-    def __init__(self, runner: web.AppRunner, url: str) -> None:
-        self.runner, self.url = runner, url
+    def __init__(self, runner: web.AppRunner, url: str, token: str | None = None) -> None:
+        self.runner, self.url, self.token = runner, url, token
         self.app = runner.app
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def as_role(self, role: Role, unit: str | None = None) -> Service:
+        """The same service called with a fresh token of `role` (and `unit`)."""
+        token = await self.app[TOKENS].mint(role, unit, f"test {role.value}")
+        return Service(self.runner, self.url, token)
+
     async def get(self, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as s, s.get(self.url + path) as r:
+        async with aiohttp.ClientSession() as s, s.get(self.url + path, headers=self.auth) as r:
             body = await r.text()
             return r.status, (json.loads(body) if r.content_type == "application/json" else body)
 
     async def post(self, path: str, body: Any, **headers: str) -> tuple[int, Any]:
         async with (
             aiohttp.ClientSession() as s,
-            s.post(self.url + path, json=body, headers=headers) as r,
+            s.post(self.url + path, json=body, headers={**self.auth, **headers}) as r,
         ):
             return r.status, await r.json()
 
@@ -83,6 +93,8 @@ async def running(app: web.Application) -> AsyncIterator[Service]:
     service = Service(runner, f"http://127.0.0.1:{port}")
     try:
         await wait_until(lambda: _ready(service), "service ready")
+        if TOKENS in app:  # the operator API needs a token: a district supervisor's by default
+            service = await service.as_role(Role.DISTRICT_SUPERVISOR)
         yield service
     finally:
         await runner.cleanup()

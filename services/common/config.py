@@ -45,6 +45,12 @@ class Settings:
     street_units: tuple[str, ...] = field(
         default_factory=lambda: tuple(u for u in _env("STREET_UNITS", "").split(",") if u)
     )
+    #: 并案: a new report this close (metres; 0 turns merging off) to an open case of its
+    #: category opened within the window (hours) joins that case.
+    merge_radius_m: float = field(default_factory=lambda: float(_env("MERGE_RADIUS_M", "100")))
+    merge_window_h: float = field(default_factory=lambda: float(_env("MERGE_WINDOW_H", "24")))
+    #: an action parked waiting for its case is dead-lettered (unknown_case) after this.
+    parked_max_days: float = field(default_factory=lambda: float(_env("PARKED_MAX_DAYS", "7")))
     group_prefix: str = field(default_factory=lambda: _env("GROUP_PREFIX", "cityops"))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
     instance: str = field(

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from services.common.lag import LagGauge
 from services.common.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class BatchConsumer:
         self.consumer, self.handler, self.metrics, self.name = consumer, handler, metrics, name
         self.max_records = max_records
         self.ready = False
+        self.lag = LagGauge(consumer, metrics.consumer_lag, name)
 
     async def run(self) -> None:
         await self.consumer.start()
@@ -64,16 +66,19 @@ class BatchConsumer:
             while True:
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
                 self.ready = True
-                if not batch:
-                    continue
-                started = time.perf_counter()
-                records = [r for part in batch.values() for r in part]
-                await self._apply(records)
-                await self.consumer.commit({tp: part[-1].offset + 1 for tp, part in batch.items()})
-                elapsed = time.perf_counter() - started
-                self.metrics.batch_seconds.labels(self.name).observe(elapsed)
+                if batch:
+                    started = time.perf_counter()
+                    records = [r for part in batch.values() for r in part]
+                    await self._apply(records)
+                    await self.consumer.commit(
+                        {tp: part[-1].offset + 1 for tp, part in batch.items()}
+                    )
+                    elapsed = time.perf_counter() - started
+                    self.metrics.batch_seconds.labels(self.name).observe(elapsed)
+                await self.lag.refresh()
         finally:
             self.ready = False
+            self.lag.clear()
             await self.consumer.stop()
 
     async def _apply(self, records: Sequence[Record]) -> None:

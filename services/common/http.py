@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.common.metrics import Metrics
 
 METRICS = web.AppKey("metrics", Metrics)
 READY_CHECKS = web.AppKey("ready_checks", list[Callable[[], str | None]])
+#: label values stay a small fixed set: any other method is counted as "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@web.middleware
+async def instrument(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route template (never the raw path)."""
+    started, status = time.perf_counter(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away
+        raise
+    finally:
+        _observe(request, status, time.perf_counter() - started)
+
+
+def route_template(request: web.Request) -> str:
+    """`/api/v1/tasks/{task_id}`, not the path asked for; `unmatched` for 404 and 405."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _observe(request: web.Request, status: int, seconds: float) -> None:
+    metrics = request.app[METRICS]
+    route = route_template(request)
+    method = request.method if request.method in METHODS else "other"
+    metrics.http_requests.labels(route, method, str(status)).inc()
+    metrics.http_duration.labels(route, method).observe(seconds)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -31,7 +68,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def base_app(metrics_: Metrics) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[instrument])
     app[METRICS] = metrics_
     app[READY_CHECKS] = []
     app.router.add_get("/healthz", healthz)

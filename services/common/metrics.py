@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STAGE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 1296000)
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Pool(Protocol):
+    """What the pool gauges read (asyncpg.Pool has it)."""
+
+    def get_size(self) -> int: ...
+    def get_idle_size(self) -> int: ...
+    def get_max_size(self) -> int: ...
 
 
 class Metrics:
@@ -91,3 +102,43 @@ class Metrics:
             ["year"],
             registry=r,
         )
+        self._operational(r)
+
+    def _operational(self, r: CollectorRegistry) -> None:
+        """The process's plumbing: consumer lag, outbox backlog, database pool, HTTP."""
+        self.consumer_lag = Gauge(
+            "cityops_consumer_lag",
+            "Records between the consumer's committed position and the partition's highwater",
+            ["consumer", "topic", "partition"],
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "cityops_outbox_backlog",
+            "Outbox rows older than 5 s, not yet published",
+            registry=r,
+        )
+        self.db_pool = Gauge(
+            "cityops_db_pool_connections",
+            "Connections of the process's PostgreSQL pool: in use, idle, and the maximum",
+            ["state"],
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "cityops_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "cityops_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method",
+            ["route", "method"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+
+    def watch_pool(self, pool: Pool) -> None:
+        """The pool gauges read the pool at each scrape."""
+        self.db_pool.labels("in_use").set_function(lambda: pool.get_size() - pool.get_idle_size())
+        self.db_pool.labels("idle").set_function(pool.get_idle_size)
+        self.db_pool.labels("max").set_function(pool.get_max_size)

@@ -10,19 +10,27 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
-from services.district import queries
-from services.district.decisions import DistrictDesk
+from contracts.hotline import WorkOrder
+from contracts.roadchief import Report
+from services.common.auth import Role, principal, problem, require
+from services.district import queries, queue_queries
+from services.district.decisions import DistrictDesk, Forbidden
 from services.district.keys import CLOCK, POOL, SETTINGS, STORE, WORKFLOW
 from services.district.lifecycle import IllegalTransition
-from services.district.model import CaseRec, Changes
+from services.district.model import CaseRec, Changes, case_number
 from services.district.reference import Rule
 from services.district.store import Duplicate, NotFound
 from services.district.workflow import Refused
 
 routes = web.RouteTableDef()
 M = TypeVar("M", bound=BaseModel)
+#: who may take the district's decisions (unit operators act through the street desk)
+OPERATORS = frozenset({Role.DISTRICT_OPERATOR, Role.DISTRICT_SUPERVISOR})
+SUPERVISORS = frozenset({Role.DISTRICT_SUPERVISOR})
+#: every command route: path segment -> (body model, roles allowed); the OpenAPI document's source
+COMMANDS: dict[str, tuple[type[BaseModel], frozenset[Role]]] = {}
 
 
 class Command(BaseModel):
@@ -42,7 +50,7 @@ class JointTask(Command):
 class ExtensionDecision(Command):
     task_id: str
     approve: bool
-    until: datetime | None = None
+    until: AwareDatetime | None = None
 
 
 class Verification(Command):
@@ -102,14 +110,19 @@ async def _decide(
 
 
 def _command(
-    path: str, model: type[M], decide: Callable[[DistrictDesk, CaseRec, M, datetime, Changes], Any]
+    path: str,
+    model: type[M],
+    decide: Callable[[DistrictDesk, CaseRec, M, datetime, Changes], Any],
+    roles: frozenset[Role] = SUPERVISORS,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
+        require(request, *roles)
         body = await _body(request, model)
         now = request.app[CLOCK].now()
         return await _decide(request, lambda desk, case, ch: decide(desk, case, body, now, ch))
 
     routes.post(f"/api/v1/cases/{{case_no}}/{path}")(handler)
+    COMMANDS[path] = (model, roles)
     return handler
 
 
@@ -117,6 +130,7 @@ _command(
     "dispatch",
     DispatchTo,
     lambda d, c, b, now, ch: d.dispatch_to(c, b.unit, b.actor, b.reason, now, ch),
+    OPERATORS,
 )
 _command(
     "joint",
@@ -130,7 +144,12 @@ _command(
         c, b.task_id, b.approve, b.until, b.actor, b.reason, now, ch
     ),
 )
-_command("supervise", Command, lambda d, c, b, now, ch: d.supervise(c, b.actor, b.reason, now, ch))
+_command(
+    "supervise",
+    Command,
+    lambda d, c, b, now, ch: d.supervise(c, b.actor, b.reason, now, ch),
+    OPERATORS,
+)
 _command(
     "verify", Verification, lambda d, c, b, now, ch: d.verify(c, b.ok, b.actor, b.reason, now, ch)
 )
@@ -139,9 +158,93 @@ _command("unpark", Command, lambda d, c, b, now, ch: d.unpark(c, b.actor, b.reas
 _command("reject", Command, lambda d, c, b, now, ch: d.reject(c, b.actor, b.reason, now, ch))
 
 
+class SplitReport(Command):
+    source_ref: str = Field(min_length=1, max_length=200)
+
+
+class RevealPhone(Command):
+    unit_code: str = Field(min_length=1, max_length=40)
+
+
+class PhoneRevealed(BaseModel):
+    case_no: str
+    unit_code: str
+    phone: str
+
+
+#: the roles that may ask for a caller's phone (the auditor only reads the record)
+REVEALERS = frozenset(Role) - {Role.AUDITOR}
+
+
+@routes.post("/api/v1/cases/{case_no}/split")
+async def split_report(request: web.Request) -> web.Response:
+    """Undo a merge (并案): the report `source_ref` leaves the case and opens its own case,
+    routed and dispatched like a new report; answers with the new case."""
+    require(request, *OPERATORS)
+    body = await _body(request, SplitReport)
+    desk, now = request.app[WORKFLOW], request.app[CLOCK].now()
+    district = request.app[SETTINGS].district_code
+
+    def decide(case: CaseRec, row: dict[str, Any], serial: int, ch: Changes) -> CaseRec:
+        model = WorkOrder if row["source"] == "hotline12345" else Report
+        report = model.model_validate(row["message"])
+        new_no = case_number(district, serial, now)
+        return desk.split(case, report, new_no, body.actor, body.reason, now, ch)
+
+    try:
+        opened = await request.app[STORE].split(
+            request.match_info["case_no"], body.source_ref, decide
+        )
+    except NotFound as exc:
+        return error(404, "not_found", str(exc))
+    except (Refused, IllegalTransition) as exc:
+        return error(409, "refused", str(exc))
+    return await _case_response(request, opened.case_no)
+
+
+COMMANDS["split"] = (SplitReport, OPERATORS)
+
+
+@routes.post("/api/v1/cases/{case_no}/reveal-phone")
+async def reveal_phone(request: web.Request) -> web.Response:
+    """The caller's phone number, to call the citizen back: only for `unit_code` holding an
+    active task of the case (403 otherwise), recorded in the case record as `phone_revealed`
+    with the actor, the unit and the reason, never the number. The unit is named in the body;
+    a unit-scoped bearer token may name only its own unit, and once every unit desk acts with
+    its own token the unit will be taken from the token alone."""
+    who = require(request, *REVEALERS)
+    body = await _body(request, RevealPhone)
+    case_no, desk = request.match_info["case_no"], request.app[WORKFLOW]
+    now = request.app[CLOCK].now()
+    if who.unit_scoped and who.unit_code != body.unit_code:
+        return error(403, "forbidden", f"this token acts for {who.unit_code}, not {body.unit_code}")
+    try:
+        phone = await request.app[STORE].apply(
+            case_no,
+            lambda case, ch: desk.reveal_phone(
+                case, body.unit_code, body.actor, body.reason, now, ch
+            ),
+        )
+    except NotFound:
+        return error(404, "not_found", f"no case {case_no}")
+    except Forbidden as exc:
+        return error(403, "not_holding", str(exc))
+    except Refused as exc:
+        return error(409, "refused", str(exc))
+    out = PhoneRevealed(case_no=case_no, unit_code=body.unit_code, phone=phone)
+    return web.json_response(out.model_dump(), headers={"Cache-Control": "no-store"})
+
+
 @routes.get("/api/v1/cases/{case_no}")
 async def get_case(request: web.Request) -> web.Response:
-    return await _case_response(request, request.match_info["case_no"])
+    who, case_no = principal(request), request.match_info["case_no"]
+    if who.unit_scoped:
+        district = request.app[SETTINGS].district_code
+        async with request.app[POOL].acquire() as conn:
+            held = await queue_queries.unit_held(conn, district, case_no, str(who.unit_code))
+        if not held:  # another unit's case: as if it did not exist
+            raise problem(404, "not_found", f"no case {case_no}")
+    return await _case_response(request, case_no)
 
 
 async def _case_response(request: web.Request, case_no: str) -> web.Response:
@@ -161,6 +264,7 @@ async def list_rules(request: web.Request) -> web.Response:
 
 @routes.put("/api/v1/routing-rules")
 async def change_rule(request: web.Request) -> web.Response:
+    require(request, *SUPERVISORS)
     body = await _body(request, RuleChange)
     desk, district = request.app[WORKFLOW], request.app[SETTINGS].district_code
     if body.category_code not in desk.ctx.ref.categories:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
 from contracts import topics
-from services.common import db
+from services.common import auth, db
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
@@ -19,13 +20,15 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher, now_ms
 from services.common.tasks import background
-from services.district import api, gauges, queries
+from services.district import api, gauges, kpi_api, live, openapi, queries, queue_api
 from services.district.consumer import Intake
 from services.district.deadlines import DeadlinePolicy
 from services.district.decisions import DistrictDesk
+from services.district.duplicates import DuplicatePolicy
 from services.district.keys import (
     CLOCK,
     CONSUMER,
+    PARKED,
     POOL,
     PRODUCER,
     PUBLISHER,
@@ -34,6 +37,7 @@ from services.district.keys import (
     TIMERS,
     WORKFLOW,
 )
+from services.district.parked import ParkedSweeper
 from services.district.store import CaseStore
 from services.district.timers import TimerWorker
 from services.district.workcal import WorkCalendar
@@ -49,6 +53,10 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or Clock()
     app.router.add_routes(api.routes)
+    app.router.add_routes(kpi_api.routes)  # GET /api/v1/kpis (services/district/kpi_api.py)
+    app.router.add_routes(queue_api.routes)  # queues, case search
+    app.router.add_routes(live.routes)  # GET /api/v1/events (server-sent events)
+    app.router.add_routes(openapi.routes)  # GET /api/v1/openapi.json
     app.cleanup_ctx.extend(
         [
             _pool,
@@ -59,16 +67,20 @@ def create_app(
             background("district-consumer", lambda a: a[CONSUMER].run()),
             background("gauges", _gauges),
             background("timers", lambda a: a[TIMERS].run()),
+            background("parked-sweeper", lambda a: a[PARKED].run()),
             background("routing-rules", _follow_rules),
         ]
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
+    app.cleanup_ctx.append(live.context)
+    auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
     return app
 
 
 async def _pool(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     app[POOL] = await db.create_pool(s.database_url, s.db_pool_size)
+    app[METRICS_KEY].watch_pool(app[POOL])  # cityops_db_pool_connections
     yield
     await app[POOL].close()
 
@@ -99,6 +111,14 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     app[TIMERS] = TimerWorker(
         app[POOL], app[WORKFLOW], app[PUBLISHER].submit, app[CLOCK], s.district_code
     )
+    app[PARKED] = ParkedSweeper(  # parked actions whose case never came: dead-lettered
+        app[POOL],
+        metrics,
+        app[PUBLISHER].submit,
+        app[CLOCK],
+        s.district_code,
+        max_age=timedelta(days=s.parked_max_days),
+    )
     yield
     await producer.stop()
 
@@ -119,6 +139,7 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
         s.district_code,
         on_commit=app[PUBLISHER].submit,
         clock=app[CLOCK],
+        duplicates=DuplicatePolicy(s.merge_radius_m, timedelta(hours=s.merge_window_h)),
     )
     kafka = make_consumer(s, "district", *topics.INBOUND)
     app[CONSUMER] = BatchConsumer(

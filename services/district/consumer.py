@@ -19,11 +19,13 @@ from services.common.clock import Clock
 from services.common.consumer import BatchHandler, Record
 from services.common.kafka import dead_letter
 from services.common.metrics import Metrics
+from services.district import intake_queries as iq
 from services.district import queries
+from services.district.duplicates import DuplicatePolicy, find_duplicate, probe
 from services.district.intake import FEEDS, Command, Invalid, parse
 from services.district.lifecycle import IllegalTransition
-from services.district.model import CaseRec, Changes
-from services.district.workflow import Refused, Workflow
+from services.district.model import CaseRec, Changes, ParkedRec, case_number, lookup_key
+from services.district.workflow import Refused, Workflow, source_of
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,17 @@ class _Batch:
     by_no: dict[str, CaseRec] = field(default_factory=dict)
     by_ref: dict[tuple[str, str], CaseRec] = field(default_factory=dict)
     outcomes: list[tuple[str, str]] = field(default_factory=list)
+    #: open cases by category, where new reports look for a duplicate (并案)
+    by_category: dict[str, list[CaseRec]] = field(default_factory=dict)
+    #: messages waiting for a case: parked before this batch (row id) and in this batch
+    parked_before: dict[str, list[tuple[int, Record]]] = field(default_factory=dict)
+    parked_now: dict[str, list[tuple[ParkedRec, Record, Command]]] = field(default_factory=dict)
 
     def add(self, case: CaseRec) -> None:
         self.by_no[case.case_no] = case
         self.by_ref[(case.source, case.source_ref)] = case
+        if case.lon is not None:
+            self.by_category.setdefault(case.category_code, []).append(case)
 
     def find(self, lookup: tuple[str, str] | str) -> CaseRec | None:
         return self.by_no.get(lookup) if isinstance(lookup, str) else self.by_ref.get(lookup)
@@ -54,10 +63,12 @@ class Intake(BatchHandler):
         district_code: str,
         on_commit: Callable[[outbox.Pending], None] = lambda _: None,
         clock: Clock | None = None,
+        duplicates: DuplicatePolicy | None = None,
     ) -> None:
         self.pool, self.workflow, self.metrics = pool, workflow, metrics
         self.district_code, self.on_commit = district_code, on_commit
         self.clock = clock or Clock()
+        self.duplicates = duplicates or DuplicatePolicy()
 
     async def handle(self, records: Sequence[Record]) -> None:
         now = self.clock.now()
@@ -77,12 +88,18 @@ class Intake(BatchHandler):
                     todo.append((record, cmd))
                 else:
                     batch.outcomes.append((cmd.feed, "duplicate"))
-            await self._load(conn, batch, [c for _, c in todo])
-            numbers = iter(
-                await queries.next_case_numbers(conn, sum(c.opens_case for _, c in todo))
+            await self._load(conn, batch, [c for _, c in todo], now)
+            reserved = await queries.next_case_numbers(conn, sum(c.opens_case for _, c in todo))
+            batch.parked_before = await iq.parked_for(
+                conn,
+                [lookup_key(c.case_lookup()) for _, c in todo if c.opens_case]
+                + [case_number(self.district_code, n, now) for n in reserved],
             )
+            numbers = iter(reserved)
             for record, cmd in todo:
                 self._apply(batch, record, cmd, now, numbers)
+                if cmd.opens_case:
+                    self._unpark(batch, cmd, now, numbers)
             pending = await queries.save(conn, batch.changes)
         self._after_commit(batch, pending)
 
@@ -93,20 +110,75 @@ class Intake(BatchHandler):
             pending = await outbox.write(conn, batch.changes.outbox)
         self._after_commit(batch, pending)
 
-    async def _load(self, conn: asyncpg.Connection, batch: _Batch, cmds: list[Command]) -> None:
+    async def _load(
+        self, conn: asyncpg.Connection, batch: _Batch, cmds: list[Command], now: datetime
+    ) -> None:
+        """Lock the cases the batch touches: by number, by reference (a merged report's too),
+        and the open cases new reports may duplicate (one query each for the whole batch)."""
         lookups = [c.case_lookup() for c in cmds]
-        for case in await queries.lock_cases(
-            conn,
-            [x for x in lookups if isinstance(x, str)],
-            [x for x in lookups if not isinstance(x, str)],
-        ):
+        refs = [x for x in lookups if not isinstance(x, str)]
+        joined = await iq.reporter_cases(conn, refs)
+        nearby: list[str] = []
+        if self.duplicates.enabled:
+            probes = [
+                probe(*key, self.duplicates.radius_m)
+                for c in cmds
+                if c.opens_case and (key := self._duplicate_key(c)) is not None
+            ]
+            since = now - self.duplicates.window
+            nearby = await iq.nearby_open_cases(conn, self.district_code, probes, since)
+        numbers = [x for x in lookups if isinstance(x, str)]
+        for case in await queries.lock_cases(conn, [*numbers, *joined.values(), *nearby], refs):
             batch.add(case)
+        for ref, case_no in joined.items():
+            batch.by_ref[ref] = batch.by_no[case_no]
+
+    def _duplicate_key(self, cmd: Command) -> tuple[str, float, float] | None:
+        assert isinstance(cmd.message, WorkOrder | Report)
+        return self.workflow.duplicate_key(cmd.message)
+
+    def _unpark(
+        self, batch: _Batch, opener: Command, now: datetime, numbers: Iterator[int]
+    ) -> None:
+        """The case `opener` opened (or joined) is known now: apply what waited for it, in the
+        order it arrived."""
+        case = batch.find(opener.case_lookup())
+        if case is None:
+            return
+        waiting: list[tuple[Record, Command | None]] = []
+        for key in dict.fromkeys((lookup_key(opener.case_lookup()), case.case_no)):
+            for row_id, record in batch.parked_before.pop(key, []):
+                batch.changes.unparked.append(row_id)
+                waiting.append((record, None))
+            for parked, record, cmd in batch.parked_now.pop(key, []):
+                batch.changes.parked.remove(parked)
+                waiting.append((record, cmd))
+        for record, maybe in waiting:
+            try:
+                cmd = maybe or parse(record, now)
+            except Invalid as exc:
+                self._dead(batch, record, exc.kind, exc.detail, "invalid")
+                continue
+            self._apply(batch, record, cmd, now, numbers)
+
+    def _park(self, batch: _Batch, record: Record, cmd: Command, now: datetime) -> None:
+        """No case yet for this action: keep it until its case opens (or it expires)."""
+        lookup = lookup_key(cmd.case_lookup())
+        parked = iq.park_record(self.district_code, lookup, record, now)
+        batch.changes.parked.append(parked)
+        batch.parked_now.setdefault(lookup, []).append((parked, record, cmd))
+        batch.outcomes.append((cmd.feed, "parked"))
+        log.info(
+            "parked",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
 
     def _apply(
         self, batch: _Batch, record: Record, cmd: Command, now: datetime, numbers: Iterator[int]
     ) -> None:
         ch = batch.changes
         mark = (len(ch.events), len(ch.outbox), len(ch.after_commit), len(ch.new_cases))
+        joined = len(ch.reporters)
         case = batch.find(cmd.case_lookup())
         saved = copy.deepcopy(case) if case is not None else None
         try:
@@ -115,9 +187,10 @@ class Intake(BatchHandler):
             self._rollback(batch, mark, case, saved)
             self._dead(batch, record, "refused", str(exc), "refused")
             return
-        except _Unknown as exc:
+        except _Unknown:
             self._rollback(batch, mark, case, saved)
-            self._dead(batch, record, "unknown_case", str(exc), "refused")
+            del ch.reporters[joined:]
+            self._park(batch, record, cmd, now)
             return
         batch.outcomes.append((cmd.feed, outcome))
 
@@ -133,6 +206,12 @@ class Intake(BatchHandler):
         if cmd.opens_case:
             if case is not None:
                 return "duplicate"  # the same order or report dispatched again
+            assert isinstance(m, WorkOrder | Report)
+            same = self._duplicate_of(batch, cmd, now)
+            if same is not None:
+                wf.join_report(same, m, now, ch)
+                batch.by_ref[source_of(m)] = same
+                return "accepted"
             case_no = self._case_no(next(numbers), now)
             if isinstance(m, Report):
                 case = wf.open_report(m, case_no, now, cmd.origin_ms, ch)
@@ -153,8 +232,18 @@ class Intake(BatchHandler):
                 return "stale"
         return "accepted"
 
+    def _duplicate_of(self, batch: _Batch, cmd: Command, now: datetime) -> CaseRec | None:
+        key = self._duplicate_key(cmd) if self.duplicates.enabled else None
+        if key is None:
+            return None
+        category, lon, lat = key
+        candidates = batch.by_category.get(category, ())
+        return find_duplicate(
+            candidates, self.district_code, category, lon, lat, now, self.duplicates
+        )
+
     def _case_no(self, n: int, now: datetime) -> str:
-        return f"{self.district_code}-{now:%Y%m%d}-{n:07d}"
+        return case_number(self.district_code, n, now)
 
     @staticmethod
     def _rollback(

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from contracts.hotline import ReplyKind
+from contracts.hotline import ReplyKind, WorkOrder
+from contracts.roadchief import Report
 from contracts.tasks import TaskKind
 from services.district import messages
 from services.district.alarms import Alarm
 from services.district.deadlines import is_natural
 from services.district.lifecycle import Event, State
 from services.district.model import CaseRec, Changes, TaskRec
-from services.district.workflow import Refused, Workflow, _task_deadlines
+from services.district.workflow import Refused, Workflow, _task_deadlines, source_of
+
+
+class Forbidden(Exception):
+    """The acting unit may not do this to the case (HTTP 403)."""
 
 
 class DistrictDesk(Workflow):
@@ -248,6 +253,42 @@ class DistrictDesk(Workflow):
         """Return the order upstream (退回): not for the district to handle."""
         ev = self._transition(case, Event.REJECTED, now, actor, ch, data={"reason": reason})
         self._reply(case, ev, ReplyKind.RETURNED, self.ctx.ref.center.unit_code, reason, ch)
+
+    def reveal_phone(
+        self, case: CaseRec, unit: str, actor: str, reason: str, now: datetime, ch: Changes
+    ) -> str:
+        """The caller's phone, for a unit holding an active task of the case (to call back);
+        recorded as `phone_revealed` with who, which unit and why, never the number."""
+        if not any(t.unit_code == unit for t in case.active_tasks()):
+            raise Forbidden(f"unit {unit} holds no active task of case {case.case_no}")
+        if case.caller_phone_sealed is None:
+            raise Refused(f"case {case.case_no} has no caller phone")
+        phone = self.ctx.vault.open(case.caller_phone_sealed)
+        data = {"actor": actor, "unit_code": unit, "reason": reason}
+        self._record(case, "phone_revealed", case.state, now, actor, ch, unit, data, ())
+        return phone
+
+    def split(
+        self,
+        case: CaseRec,
+        report: WorkOrder | Report,
+        new_case_no: str,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+    ) -> CaseRec:
+        """Undo a merge (并案): the report leaves the case and opens its own, routed and
+        dispatched like any new report."""
+        source, ref = source_of(report)
+        case.reporters = max(case.reporters - 1, 1)
+        ch.split.append((source, ref))
+        data = {"source": source, "source_ref": ref, "new_case_no": new_case_no, "reason": reason}
+        unit = case.handling_unit()
+        self._record(case, "report_split", case.state, now, actor, ch, unit, data, ())
+        if isinstance(report, WorkOrder):
+            return self.open_order(report, new_case_no, now, None, ch)
+        return self.open_report(report, new_case_no, now, None, ch)
 
     def _active_task(self, case: CaseRec, task_id: str) -> TaskRec:
         task = case.task(task_id)

@@ -1,5 +1,5 @@
 """Open and overdue gauges: exact counters kept by the writers, and index range scans over
-the open tasks' deadlines; no scan of the case table."""
+the open tasks' deadlines; no scan of the case table. And the outbox's backlog."""
 
 from __future__ import annotations
 
@@ -26,11 +26,16 @@ SELECT 'resolve', unit_code, count(*) FROM tasks
    AND resolve_by < now() GROUP BY unit_code
 """
 
+#: rows the publisher should have sent long ago (it sends right after commit; the sweeper
+#: catches up within seconds): a backlog means Kafka or the publisher is stuck
+OUTBOX_BACKLOG = "SELECT count(*) FROM outbox WHERE created_at < now() - interval '5 seconds'"
+
 
 async def refresh(pool: asyncpg.Pool, metrics: Metrics, district_code: str) -> None:
     async with pool.acquire() as conn:
         open_rows = await conn.fetch(OPEN_BY_UNIT_STATE, district_code)
         overdue_rows = await conn.fetch(OVERDUE_BY_UNIT_STAGE, district_code)
+        metrics.outbox_backlog.set(await conn.fetchval(OUTBOX_BACKLOG))
     metrics.cases_open.clear()
     for r in open_rows:
         metrics.cases_open.labels(r["unit"], r["state"]).set(r["n"])

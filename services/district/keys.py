@@ -11,6 +11,7 @@ from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.outbox import Publisher
 from services.district.decisions import DistrictDesk
+from services.district.parked import ParkedSweeper
 from services.district.store import CaseStore
 from services.district.timers import TimerWorker
 
@@ -23,3 +24,4 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 CONSUMER = web.AppKey("consumer", BatchConsumer)
 STORE = web.AppKey("store", CaseStore)
 TIMERS = web.AppKey("timers", TimerWorker)
+PARKED = web.AppKey("parked", ParkedSweeper)

@@ -71,11 +71,19 @@ def task_message(
 
 
 def reply_message(
-    case: CaseRec, event: EventRec, kind: ReplyKind, unit_code: str, unit_name: str, text: str
+    case: CaseRec,
+    event: EventRec,
+    kind: ReplyKind,
+    unit_code: str,
+    unit_name: str,
+    text: str,
+    order_no: str | None = None,
 ) -> OutMessage:
+    """A reply to the case's order, or to `order_no` (a duplicate order merged into it)."""
+    order_no = order_no or case.source_ref
     msg = Reply(
         reply_id=f"{case.case_no}:{event.seq}:{kind}",
-        order_no=case.source_ref,
+        order_no=order_no,
         case_no=case.case_no,
         kind=kind,
         at=event.at,
@@ -83,7 +91,7 @@ def reply_message(
         unit_name=unit_name,
         text=text,
     )
-    return OutMessage.of(topics.REPLIES, case.source_ref, msg)
+    return OutMessage.of(topics.REPLIES, order_no, msg)
 
 
 def event_message(event: EventRec) -> OutMessage:

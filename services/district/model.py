@@ -120,6 +120,43 @@ class EventRec:
         return f"{self.case_no}:{self.seq}"
 
 
+@dataclass(slots=True)
+class ReporterRec:
+    """A duplicate report joined to an open case (并案); `message` is the validated report."""
+
+    case_no: str
+    source: str
+    source_ref: str
+    caller_phone_masked: str | None
+    caller_phone_sealed: bytes | None
+    joined_at: datetime
+    message: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ParkedRec:
+    """An inbound record about a case not yet seen, waiting for it (original bytes kept)."""
+
+    district_code: str
+    lookup: str
+    topic: str
+    kafka_partition: int
+    kafka_offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None
+    received_at: datetime
+
+
+def lookup_key(lookup: tuple[str, str] | str) -> str:
+    """How a parked message names its case: 'source:source_ref', or the case number."""
+    return lookup if isinstance(lookup, str) else f"{lookup[0]}:{lookup[1]}"
+
+
+def case_number(district_code: str, n: int, now: datetime) -> str:
+    return f"{district_code}-{now:%Y%m%d}-{n:07d}"
+
+
 @dataclass
 class Changes:
     """Everything one batch decided; written in one transaction, metrics applied after commit."""
@@ -133,6 +170,10 @@ class Changes:
     events: list[EventRec] = field(default_factory=list)
     outbox: list[OutMessage] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    reporters: list[ReporterRec] = field(default_factory=list)  # joined duplicates
+    split: list[tuple[str, str]] = field(default_factory=list)  # (source, ref) split out
+    parked: list[ParkedRec] = field(default_factory=list)  # to park
+    unparked: list[int] = field(default_factory=list)  # parked ids applied or expired
 
     def touch(self, case: CaseRec, *tasks: TaskRec) -> None:
         self.cases[case.case_no] = case

@@ -13,6 +13,7 @@ import asyncpg
 
 from services.common import outbox
 from services.common.sql import Batch, Table
+from services.district import intake_queries as iq
 from services.district.lifecycle import State
 from services.district.model import CaseRec, Changes, TaskRec
 from services.district.reference import Category, Reference, Rule, Unit
@@ -196,6 +197,10 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     b.add(bool(ch.new_tasks), lambda: b.insert(TASKS, ch.new_tasks))
     b.add(bool(changed), lambda: b.update(TASKS, "task_id", MUTABLE_TASK, changed))
     b.add(bool(ch.events), lambda: b.insert(EVENTS, ch.events))
+    b.add(bool(ch.reporters), lambda: b.insert(iq.REPORTERS, ch.reporters))
+    b.add(bool(ch.split), lambda: iq.delete_reporters(b, ch.split))
+    b.add(bool(ch.parked), lambda: b.insert(iq.PARKED, ch.parked))
+    b.add(bool(ch.unparked), lambda: b.delete(iq.PARKED_IDS, "id", ch.unparked))
     armed = [
         _Timer(t.task_id, t.case_no, t.district_code, at)
         for t, at in ch.timers.values()

@@ -4,12 +4,12 @@ Operator commands and timers go through here; the consumer batches the same step
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from services.common import outbox
-from services.district import queries
+from services.district import intake_queries, queries
 from services.district.model import CaseRec, Changes
 
 T = TypeVar("T")
@@ -43,6 +43,30 @@ class CaseStore:
             if not cases:
                 raise NotFound(case_no)
             result = decide(cases[0], ch)
+            pending = await queries.save(conn, ch)
+        for fn in ch.after_commit:
+            fn()
+        self.submit(pending)
+        return result
+
+    async def split(
+        self,
+        case_no: str,
+        source_ref: str,
+        decide: Callable[[CaseRec, dict[str, Any], int, Changes], T],
+    ) -> T:
+        """Take a merged report out of its case: `decide(case, reporter row, new case serial,
+        changes)` opens its own case; both cases change in one transaction."""
+        ch = Changes()
+        async with self.pool.acquire() as conn, conn.transaction():
+            cases = await queries.lock_cases(conn, [case_no], [])
+            if not cases:
+                raise NotFound(f"no case {case_no}")
+            row = await intake_queries.reporter(conn, case_no, source_ref)
+            if row is None:
+                raise NotFound(f"{source_ref} is not a merged report of case {case_no}")
+            [serial] = await queries.next_case_numbers(conn, 1)
+            result = decide(cases[0], row, serial, ch)
             pending = await queries.save(conn, ch)
         for fn in ch.after_commit:
             fn()

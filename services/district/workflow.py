@@ -22,10 +22,12 @@ from services.district.alarms import first_alarm
 from services.district.deadlines import DeadlinePolicy, compute_deadlines
 from services.district.geo import to_wgs84
 from services.district.lifecycle import Event, State, next_state
-from services.district.model import CaseRec, Changes, EventRec, TaskRec
+from services.district.model import CaseRec, Changes, EventRec, ReporterRec, TaskRec
 from services.district.reference import SHANGHAI_DISTRICTS, Reference, Rule
 from services.district.routing import classify, effective_urgency, redispatch_target, route
 from services.district.workcal import WorkCalendar
+
+_URGENCIES = ("normal", "urgent", "critical")
 
 
 class Refused(Exception):
@@ -237,6 +239,57 @@ class Workflow:
         """(Re)compute when the task's next warning or deadline falls."""
         first = first_alarm(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
         ch.timers[task.task_id] = (task, first)
+
+    # -- duplicates (并案) -----------------------------------------------------------------------
+
+    def duplicate_key(self, m: WorkOrder | Report) -> tuple[str, float, float] | None:
+        """The category and WGS-84 point a new report would open its case with, to look for an
+        open duplicate; None without a point or for another district's order."""
+        district = self.ctx.ref.district_code
+        if m.location is None or (isinstance(m, WorkOrder) and m.district_code != district):
+            return None
+        category, _ = classify(m.category_hint, self.ctx.ref)
+        lon, lat = to_wgs84(m.location.lon, m.location.lat, m.location.crs)
+        return category.code, lon, lat
+
+    def join_report(self, case: CaseRec, m: WorkOrder | Report, now: datetime, ch: Changes) -> None:
+        """并案: the report joins the open case: one more reporter (kept), the urgency may rise
+        to the report's, the units hear of it, a 12345 order is told which case it joined."""
+        source, ref = source_of(m)
+        phone = m.caller.phone if isinstance(m, WorkOrder) else None
+        before = case.urgency
+        case.urgency = effective_urgency(m.urgency, self.ctx.ref.categories[case.category_code])
+        case.urgency = max(before, case.urgency, key=_URGENCIES.index)
+        case.reporters += 1
+        ch.reporters.append(
+            ReporterRec(
+                case.case_no,
+                source,
+                ref,
+                mask_phone(phone) if phone else None,
+                self.ctx.vault.seal(phone) if phone else None,
+                now,
+                m.model_dump(mode="json", by_alias=True),
+            )
+        )
+        data = {
+            "source": source,
+            "source_ref": ref,
+            "reporters": case.reporters,
+            "urgency_before": before,
+            "urgency_after": case.urgency,
+        }
+        unit = case.handling_unit()
+        ev = self._record(case, "merged_report", case.state, now, "intake", ch, unit, data, ())
+        self._tell_units(case, TaskKind.UPDATED, f"并案: {ref}，共{case.reporters}人反映", ch)
+        if source == "hotline12345":
+            center = self.ctx.ref.center
+            text = f"经核实，与已受理案件{case.case_no}为同一问题，已并案办理。"
+            ch.outbox.append(
+                messages.reply_message(
+                    case, ev, ReplyKind.ACCEPTED, center.unit_code, center.name, text, ref
+                )
+            )
 
     # -- later inputs about an existing case ----------------------------------------------------
 
@@ -517,6 +570,10 @@ class Workflow:
     @staticmethod
     def _after(ch: Changes, fn: Any) -> None:
         ch.after_commit.append(fn)
+
+
+def source_of(m: WorkOrder | Report) -> tuple[str, str]:
+    return ("hotline12345", m.order_no) if isinstance(m, WorkOrder) else ("roadchief", m.report_id)
 
 
 def _deadlines(resolve_by: datetime | None) -> dict[str, str] | None:

@@ -8,16 +8,28 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
+from services.common.auth import UNIT_ROLES, principal, require
 from services.street import queries
 from services.street.desk import DeskError, act
 from services.street.keys import POOL, PUBLISHER, UNITS
+from services.street.openapi import ActionRequest
 
 routes = web.RouteTableDef()
 
 
 def error(status: int, reason: str, detail: str) -> web.Response:
     return web.json_response({"error": reason, "detail": detail}, status=status)
+
+
+def _units(request: web.Request) -> list[str]:
+    """The units the caller sees here: a unit token's own unit (if this desk serves it),
+    every unit of the desk for the district's roles (read-only)."""
+    who, served = principal(request), request.app[UNITS]
+    if who.unit_scoped:
+        return [u for u in served if u == who.unit_code]
+    return served
 
 
 def _cursor(row: dict[str, Any]) -> str:
@@ -32,7 +44,7 @@ def _parse_cursor(text: str) -> tuple[datetime, str]:
 
 @routes.get("/api/v1/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
-    units = request.app[UNITS]
+    units = _units(request)
     unit = request.query.get("unit")
     if unit is not None:
         if unit not in units:
@@ -40,6 +52,8 @@ async def list_tasks(request: web.Request) -> web.Response:
         units = [unit]
     try:
         limit = min(int(request.query.get("limit", "50")), 500)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         after = _parse_cursor(request.query["after"]) if "after" in request.query else None
     except (ValueError, TypeError) as exc:
         return error(400, "bad_query", str(exc))
@@ -56,13 +70,14 @@ async def list_tasks(request: web.Request) -> web.Response:
 async def get_task(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         row = await queries.get_task(conn, request.match_info["task_id"])
-    if row is None or row["unit_code"] not in request.app[UNITS]:
+    if row is None or row["unit_code"] not in _units(request):
         return error(404, "not_found", "no such task")
     return web.json_response(_public(row), dumps=_dumps)
 
 
 @routes.post("/api/v1/tasks/{task_id}/actions")
 async def post_action(request: web.Request) -> web.Response:
+    require(request, *UNIT_ROLES)  # the district's roles read the desk, the unit acts
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -70,11 +85,15 @@ async def post_action(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return error(400, "not_object", "the body must be a JSON object")
     try:
+        ActionRequest.model_validate(body)
+    except ValidationError as exc:
+        return error(422, "invalid_action", str(exc.errors(include_url=False)))
+    try:
         fb = await act(
             request.app[POOL],
             request.match_info["task_id"],
             body,
-            request.app[UNITS],
+            _units(request),
             request.app[PUBLISHER].submit,
             request.headers.get("Idempotency-Key"),
         )

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from contracts import topics
-from services.common import db
+from services.common import auth, db
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.http import METRICS, READY_CHECKS, base_app
@@ -15,7 +15,7 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher
 from services.common.tasks import background
-from services.street import api, queries
+from services.street import api, openapi, queries
 from services.street.consumer import TaskInbox
 from services.street.desk import OUTBOX
 from services.street.keys import CONSUMER, POOL, PRODUCER, PUBLISHER, SETTINGS, UNITS
@@ -25,6 +25,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     app = base_app(metrics or Metrics())
     app[SETTINGS] = settings
     app.router.add_routes(api.routes)
+    app.router.add_routes(openapi.routes)  # GET /api/v1/openapi.json
     app.cleanup_ctx.extend(
         [
             _pool,
@@ -35,12 +36,14 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
         ]
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
+    auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
     return app
 
 
 async def _pool(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     pool = app[POOL] = await db.create_pool(s.database_url, s.db_pool_size)
+    app[METRICS].watch_pool(pool)  # cityops_db_pool_connections
     async with pool.acquire() as conn:
         app[UNITS] = list(s.street_units) or await queries.desk_units(conn, s.district_code)
     yield

@@ -35,6 +35,7 @@ def start_district(settings: Settings) -> subprocess.Popen[bytes]:
         "CITYOPS_GROUP_PREFIX": settings.group_prefix,
         "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file,
         "CITYOPS_BATCH_MAX_RECORDS": "200",
+        "CITYOPS_MERGE_RADIUS_M": "0",  # one case per order: generated orders cluster
         "CITYOPS_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(

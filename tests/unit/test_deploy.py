@@ -361,3 +361,16 @@ def test_dashboard_panels_query_cityops_metrics() -> None:
         "cityops_dispatch_latency_seconds_bucket",
         "cityops_deadletters_total",
     } <= seen
+
+
+def test_dashboard_recorded_series_are_recorded() -> None:
+    """A panel reading a recorded series (level:metric:operation) reads one the rules record."""
+    groups = _load_yaml(RULES)["groups"]
+    recorded = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    used = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            used.update(re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", target["expr"]))
+    assert used, "the dashboard reads no recorded series"
+    assert used <= recorded, f"not recorded by {RULES.name}: {sorted(used - recorded)}"

@@ -1,0 +1,177 @@
+"""The SQL of parked messages and merged reporters (并案); `queries.save` writes both tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiokafka.structs import ConsumerRecord
+
+from services.common.consumer import Record
+from services.common.sql import Batch, Table
+from services.district.duplicates import JOINABLE, Probe
+from services.district.model import ParkedRec
+
+REPORTERS = Table(
+    "case_reporters",
+    {
+        "case_no": "text",
+        "source": "text",
+        "source_ref": "text",
+        "caller_phone_masked": "text",
+        "caller_phone_sealed": "bytea",
+        "joined_at": "timestamptz",
+        "message": "jsonb",
+    },
+)
+PARKED = Table(
+    "parked_messages",
+    {
+        "district_code": "text",
+        "lookup": "text",
+        "topic": "text",
+        "kafka_partition": "int4",
+        "kafka_offset": "int8",
+        "key": "bytea",
+        "value": "bytea",
+        "timestamp_ms": "int8",
+        "received_at": "timestamptz",
+    },
+)
+_JOINABLE = sorted(s.value for s in JOINABLE)
+
+
+async def reporter_cases(
+    conn: asyncpg.Connection, refs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """The case each merged report joined: (source, source_ref) -> case number."""
+    if not refs:
+        return {}
+    rows = await conn.fetch(
+        "SELECT r.source, r.source_ref, r.case_no FROM case_reporters r"
+        " JOIN unnest($1::text[], $2::text[]) AS u(source, ref)"
+        "   ON r.source = u.source AND r.source_ref = u.ref",
+        [s for s, _ in refs],
+        [r for _, r in refs],
+    )
+    return {(r["source"], r["source_ref"]): r["case_no"] for r in rows}
+
+
+async def nearby_open_cases(
+    conn: asyncpg.Connection, district_code: str, probes: Sequence[Probe], since: datetime
+) -> list[str]:
+    """Open cases of each probe's category, opened since `since`, inside its box: one query
+    for the whole batch, on the `cases_nearby` index."""
+    if not probes:
+        return []
+    rows = await conn.fetch(
+        "SELECT DISTINCT c.case_no FROM unnest($2::text[], $3::float8[], $4::float8[],"
+        " $5::float8[], $6::float8[]) AS p(category_code, min_lon, max_lon, min_lat, max_lat)"
+        " JOIN cases c ON c.district_code = $1 AND c.category_code = p.category_code"
+        "  AND c.opened_at >= $7"
+        "  AND c.state NOT IN ('closed', 'not_ours', 'withdrawn', 'merged', 'rejected',"
+        "   'resolved')"
+        "  AND c.lon BETWEEN p.min_lon AND p.max_lon AND c.lat BETWEEN p.min_lat AND p.max_lat",
+        district_code,
+        [p.category_code for p in probes],
+        [p.min_lon for p in probes],
+        [p.max_lon for p in probes],
+        [p.min_lat for p in probes],
+        [p.max_lat for p in probes],
+        since,
+    )
+    return [r["case_no"] for r in rows]
+
+
+async def parked_for(
+    conn: asyncpg.Connection, lookups: Sequence[str]
+) -> dict[str, list[tuple[int, Record]]]:
+    """Messages waiting for these cases, locked, in the order they arrived."""
+    if not lookups:
+        return {}
+    rows = await conn.fetch(
+        "SELECT * FROM parked_messages WHERE lookup = ANY($1::text[]) ORDER BY id FOR UPDATE",
+        list(lookups),
+    )
+    out: dict[str, list[tuple[int, Record]]] = {}
+    for r in rows:
+        out.setdefault(r["lookup"], []).append((r["id"], as_record(r)))
+    return out
+
+
+async def take_expired(
+    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
+) -> list[Record]:
+    """Delete and return parked messages received before `before` that no one holds."""
+    rows = await conn.fetch(
+        "DELETE FROM parked_messages WHERE id IN ("
+        " SELECT id FROM parked_messages WHERE district_code = $1 AND received_at < $2"
+        " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *",
+        district_code,
+        before,
+        limit,
+    )
+    return [as_record(r) for r in sorted(rows, key=lambda r: r["id"])]
+
+
+async def reporter(
+    conn: asyncpg.Connection, case_no: str, source_ref: str
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT source, source_ref, message::text AS message FROM case_reporters"
+        " WHERE case_no = $1 AND source_ref = $2",
+        case_no,
+        source_ref,
+    )
+    if row is None:
+        return None
+    return {**dict(row), "message": json.loads(row["message"])}
+
+
+def as_record(r: asyncpg.Record) -> Record:
+    value, key = bytes(r["value"]), None if r["key"] is None else bytes(r["key"])
+    return ConsumerRecord[bytes, bytes](
+        r["topic"],
+        r["kafka_partition"],
+        r["kafka_offset"],
+        r["timestamp_ms"] if r["timestamp_ms"] is not None else -1,
+        0,
+        key,
+        value,
+        None,
+        len(key or b""),
+        len(value),
+        (),
+    )
+
+
+def park_record(
+    district_code: str, lookup: str, record: Record, received_at: datetime
+) -> ParkedRec:
+    return ParkedRec(
+        district_code,
+        lookup,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value or b"",
+        record.timestamp,
+        received_at,
+    )
+
+
+PARKED_IDS = Table("parked_messages", {"id": "int8"})
+
+
+def delete_reporters(batch: Batch, refs: Sequence[tuple[str, str]]) -> str:
+    """The statement part that removes split-out reports from their former case."""
+    start = len(batch.args)
+    batch.args.extend([[s for s, _ in refs], [r for _, r in refs]])
+    return (
+        "DELETE FROM case_reporters WHERE (source, source_ref) IN"
+        f" (SELECT * FROM unnest(${start + 1}::text[], ${start + 2}::text[]))"
+    )

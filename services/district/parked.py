@@ -1,0 +1,64 @@
+"""Messages parked for a case that never came: after the configured age (default 7 days) a
+periodic sweep dead-letters them as `unknown_case`, original bytes and source offset kept.
+Several instances may sweep at once: rows are claimed with SKIP LOCKED, each letter goes once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import asyncpg
+
+from contracts import topics
+from services.common import outbox
+from services.common.clock import Clock
+from services.common.kafka import dead_letter
+from services.common.metrics import Metrics
+from services.district import intake_queries as iq
+from services.district.intake import FEEDS
+
+
+class ParkedSweeper:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        submit: Callable[[outbox.Pending], None],
+        clock: Clock,
+        district_code: str,
+        *,
+        max_age: timedelta = timedelta(days=7),
+        batch: int = 500,
+        every_s: float = 30.0,
+    ) -> None:
+        self.pool, self.metrics, self.submit, self.clock = pool, metrics, submit, clock
+        self.district_code, self.max_age = district_code, max_age
+        self.batch, self.every_s = batch, every_s
+
+    async def run(self) -> None:
+        while True:
+            if await self.sweep() < self.batch:
+                await asyncio.sleep(self.every_s)
+
+    async def sweep(self) -> int:
+        """One pass: dead-letter up to `batch` expired parked messages; return how many."""
+        before = self.clock.now() - self.max_age
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await iq.take_expired(conn, self.district_code, before, self.batch)
+            detail = f"no case appeared within {self.max_age}"
+            letters = [
+                outbox.OutMessage.of(
+                    topics.DEADLETTER,
+                    (r.key or b"").decode("utf-8", "replace"),
+                    dead_letter(r, "unknown_case", detail),
+                )
+                for r in records
+            ]
+            pending = await outbox.write(conn, letters)
+        for r in records:
+            feed = FEEDS.get(r.topic, r.topic)
+            self.metrics.deadletters.labels(feed, "unknown_case").inc()
+            self.metrics.intake_messages.labels(feed, "refused").inc()
+        self.submit(pending)
+        return len(records)

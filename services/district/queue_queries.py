@@ -1,0 +1,124 @@
+"""SQL of the district's queues and case search (the operator API), scoped by unit when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+#: states in which a case is not waiting on anyone's deadline
+NOT_RUNNING = ("closed", "withdrawn", "not_ours", "merged", "rejected", "parked", "resolved")
+#: states in which a case waits for a district operator
+AT_DISTRICT = ("triage", "returned", "escalated")
+
+OPEN_COUNTS = """
+SELECT unit_code, state, n FROM case_counts
+ WHERE district_code = $1 AND n <> 0 AND ($2::text IS NULL OR unit_code = $2)
+ ORDER BY unit_code, state
+"""
+
+OVERDUE = """
+SELECT unit_code, stage, n FROM (
+  SELECT 'accept' AS stage, unit_code, count(*) AS n FROM tasks
+   WHERE district_code = $1 AND state = 'assigned' AND accept_by < $2 GROUP BY unit_code
+  UNION ALL
+  SELECT 'first_contact', unit_code, count(*) FROM tasks
+   WHERE district_code = $1 AND state IN ('assigned', 'accepted') AND first_contact_by < $2
+   GROUP BY unit_code
+  UNION ALL
+  SELECT 'resolve', unit_code, count(*) FROM tasks
+   WHERE district_code = $1 AND state IN ('assigned', 'accepted', 'contacted')
+     AND resolve_by < $2 GROUP BY unit_code
+) o WHERE $3::text IS NULL OR unit_code = $3
+ORDER BY unit_code, stage
+"""
+
+SEARCH = f"""
+SELECT c.case_no, c.source, c.source_ref, c.state, c.category_code, c.category_name, c.urgency,
+       c.title, c.address, c.street_code, c.opened_at, c.resolve_by, c.closed_at, c.supervised,
+       (SELECT t.unit_code FROM tasks t
+         WHERE t.case_no = c.case_no AND t.role = 'lead'
+           AND t.state IN ('assigned', 'accepted', 'contacted')
+         ORDER BY t.dispatched_at DESC LIMIT 1) AS unit_code
+  FROM cases c
+ WHERE c.district_code = $1
+   AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.district_code = $1
+                                       AND t.unit_code = $2 AND t.case_no = c.case_no))
+   AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.district_code = $1
+                                       AND t.unit_code = $3 AND t.case_no = c.case_no))
+   AND ($4::text IS NULL OR c.street_code = $4)
+   AND ($5::text IS NULL OR c.state = $5)
+   AND ($6::text IS NULL OR c.category_code = $6)
+   AND ($7::text IS NULL OR c.source = $7)
+   AND ($8::bool IS NULL OR coalesce(c.resolve_by < $9 AND c.state NOT IN {NOT_RUNNING!r}, false)
+                            = $8)
+   AND ($10::bool IS NULL OR c.supervised = $10)
+   AND ($11::timestamptz IS NULL OR c.opened_at >= $11)
+   AND ($12::timestamptz IS NULL OR c.opened_at < $12)
+   AND ($13::timestamptz IS NULL OR (c.opened_at, c.case_no) < ($13, $14))
+ ORDER BY c.opened_at DESC, c.case_no DESC
+ LIMIT $15
+"""
+
+
+@dataclass(frozen=True)
+class Search:
+    scope_unit: str | None
+    unit: str | None = None
+    street: str | None = None
+    state: str | None = None
+    category: str | None = None
+    source: str | None = None
+    overdue: bool | None = None
+    supervised: bool | None = None
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+async def search(
+    conn: asyncpg.Connection, district: str, s: Search, now: datetime
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        SEARCH,
+        district,
+        s.scope_unit,
+        s.unit,
+        s.street,
+        s.state,
+        s.category,
+        s.source,
+        s.overdue,
+        now,
+        s.supervised,
+        s.opened_from,
+        s.opened_to,
+        s.after[0] if s.after else None,
+        s.after[1] if s.after else "",
+        s.limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def queues(
+    conn: asyncpg.Connection, district: str, unit: str | None, now: datetime
+) -> dict[str, Any]:
+    open_rows = [dict(r) for r in await conn.fetch(OPEN_COUNTS, district, unit)]
+    overdue = [dict(r) for r in await conn.fetch(OVERDUE, district, now, unit)]
+    waiting = sum(r["n"] for r in open_rows if r["state"] in AT_DISTRICT)
+    return {"open": open_rows, "overdue": overdue, "waiting_for_triage": waiting, "as_of": now}
+
+
+async def unit_held(conn: asyncpg.Connection, district: str, case_no: str, unit: str) -> bool:
+    """Whether the unit holds or held a task of the case."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE district_code = $1 AND unit_code = $2"
+        " AND case_no = $3)",
+        district,
+        unit,
+        case_no,
+    )
+    return bool(found)

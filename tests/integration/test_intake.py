@@ -1,0 +1,235 @@
+"""Intake that never loses, never duplicates, and knows where things are: actions parked until
+their case opens (or dead-lettered when it never does), duplicate reports merged into the open
+case nearby (and split out again), and the caller's phone revealed to the holding unit only."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from contracts import topics
+from services.common.clock import FakeClock
+from services.common.config import Settings
+from services.district.app import create_app as district_app
+from services.district.keys import PARKED
+from services.district.model import case_number
+from tests.support import Service, Topics, running, samples, wait_until
+
+ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
+SMOKE = "HL2026112700123"  # 油烟污染 at 南京西路: the ecology bureau's
+BUREAU = "310106-STHJ"
+METRES_PER_DEG_LAT = 111_320.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def urge(order_no: str = SMOKE) -> dict[str, Any]:
+    order = samples("hotline12345.workorders")[-1]
+    assert order["action"] == "urge"
+    return {**order, "order_no": order_no, "sent_at": now_iso()}
+
+
+def nearby(order_no: str, metres_north: float, **extra: Any) -> dict[str, Any]:
+    """The smoke complaint again, from another caller, `metres_north` of the first."""
+    first = ORDERS[SMOKE]
+    loc = first["location"]
+    return {
+        **first,
+        "order_no": order_no,
+        "sent_at": now_iso(),
+        "caller": {"name": "赵先生", "phone": "13900000077", "anonymous": False, "callback": True},
+        "location": {**loc, "lat": loc["lat"] + metres_north / METRES_PER_DEG_LAT},
+        **extra,
+    }
+
+
+async def tasks_of(t: Topics, ref: str, kind: str = "assigned") -> list[dict[str, Any]]:
+    return [
+        m
+        for m in await t.read(topics.task_topic(BUREAU))
+        if m["case"]["source_ref"] == ref and m["kind"] == kind
+    ]
+
+
+async def case(district: Service, case_no: str) -> dict[str, Any]:
+    status, body = await district.get(f"/api/v1/cases/{case_no}")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+async def parked_rows(settings: Settings) -> int:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM parked_messages"))
+    finally:
+        await conn.close()
+
+
+async def test_an_urge_before_its_dispatch_waits_and_is_applied_once(settings: Settings) -> None:
+    async with running(district_app(settings)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, SMOKE, urge())
+
+        async def parked() -> float:
+            return await district.metric(
+                "cityops_intake_messages_total", feed="hotline12345", outcome="parked"
+            )
+
+        await wait_until(parked, "the urge parked")
+        assert await parked_rows(settings) == 1
+        await t.publish(topics.WORKORDERS, SMOKE, ORDERS[SMOKE])
+        [urged] = await t.wait_for(
+            topics.task_topic(BUREAU), lambda m: m["kind"] == "urged", "urged task"
+        )
+        assert urged["case"]["source_ref"] == SMOKE and urged["note"] == "市民催办"
+        assert len(await tasks_of(t, SMOKE)) == 1
+        assert await parked_rows(settings) == 0
+        detail = await case(district, urged["case_no"])
+        assert [e["type"] for e in detail["timeline"]] == ["opened", "dispatched", "urged"]
+        assert not await t.read(topics.DEADLETTER)
+
+        # feedback naming a task the (known) case does not have is refused, not parked
+        bogus = {
+            "schema": "cityops.task-feedback/v1",
+            "feedback_id": "fb-bogus",
+            "task_id": f"{urged['case_no']}-T9",
+            "case_no": urged["case_no"],
+            "unit_code": BUREAU,
+            "actor": {"id": "a"},
+            "action": "accept",
+            "at": now_iso(),
+        }
+        await t.publish(topics.TASK_FEEDBACK, bogus["task_id"], bogus)
+        [letter] = await t.wait_for(topics.DEADLETTER, lambda m: True, "refused feedback")
+        assert letter["error"]["kind"] == "refused" and await parked_rows(settings) == 0
+
+
+async def test_a_duplicate_joins_the_open_case_and_can_be_split_out(settings: Settings) -> None:
+    async with running(district_app(settings)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, SMOKE, ORDERS[SMOKE])
+        [first] = await t.wait_for(
+            topics.task_topic(BUREAU), lambda m: m["case"]["source_ref"] == SMOKE, "first task"
+        )
+        no = first["case_no"]
+        await t.publish(topics.WORKORDERS, "HL-DUP-1", nearby("HL-DUP-1", 60, urgency="urgent"))
+        await t.publish(topics.WORKORDERS, "HL-FAR-1", nearby("HL-FAR-1", 300))
+        [reply] = await t.wait_for(
+            topics.REPLIES, lambda m: m["order_no"] == "HL-DUP-1", "the duplicate's reply"
+        )
+        assert reply["kind"] == "accepted" and no in reply["text"] and reply["case_no"] == no
+        far = await t.wait_for(
+            topics.task_topic(BUREAU),
+            lambda m: m["case"]["source_ref"] == "HL-FAR-1",
+            "300 m away: its own case",
+        )
+        assert far[0]["case_no"] != no
+        detail = await case(district, no)
+        assert detail["reporters"] == 2 and detail["urgency"] == "urgent"
+        assert len(detail["tasks"]) == 1
+        merged = [e for e in detail["timeline"] if e["type"] == "merged_report"]
+        assert merged and merged[0]["data"]["source_ref"] == "HL-DUP-1"
+        assert "13900000077" not in str(detail)
+        assert await tasks_of(t, "HL-DUP-1") == []
+        assert [
+            m["kind"] for m in await t.read(topics.task_topic(BUREAU)) if m["case_no"] == no
+        ] == [
+            "assigned",
+            "updated",
+        ]
+
+        # a later action about the merged order finds the case it joined
+        await t.publish(topics.WORKORDERS, "HL-DUP-1", urge("HL-DUP-1"))
+        await t.wait_for(
+            topics.task_topic(BUREAU),
+            lambda m: m["case_no"] == no and m["kind"] == "urged",
+            "the merged order's urge on the joined case",
+        )
+
+        status, split = await district.post(
+            f"/api/v1/cases/{no}/split",
+            {"source_ref": "HL-DUP-1", "actor": "district-op-1", "reason": "不同饭店"},
+        )
+        assert status == 200, split
+        assert split["case_no"] != no and split["source_ref"] == "HL-DUP-1"
+        assert split["caller_phone_masked"] == "139****0077" and split["reporters"] == 1
+        [own] = await t.wait_for(
+            topics.task_topic(BUREAU),
+            lambda m: m["case"]["source_ref"] == "HL-DUP-1" and m["kind"] == "assigned",
+            "the split report dispatched as its own case",
+        )
+        assert own["case_no"] == split["case_no"]
+        after = await case(district, no)
+        assert after["reporters"] == 1 and after["timeline"][-1]["type"] == "report_split"
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/split", {"source_ref": "HL-DUP-1", "actor": "district-op-1"}
+        )
+        assert status == 404, body
+
+
+async def test_the_phone_is_revealed_to_the_holding_unit_only(settings: Settings) -> None:
+    async with running(district_app(settings)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, SMOKE, ORDERS[SMOKE])
+        [task] = await t.wait_for(
+            topics.task_topic(BUREAU), lambda m: m["case"]["source_ref"] == SMOKE, "task"
+        )
+        no, path = task["case_no"], f"/api/v1/cases/{task['case_no']}/reveal-phone"
+        status, body = await district.post(
+            path, {"unit_code": BUREAU, "actor": "op-17", "reason": "回访市民"}
+        )
+        assert status == 200, body
+        assert body == {"case_no": no, "unit_code": BUREAU, "phone": "13800000001"}
+        status, body = await district.post(
+            path, {"unit_code": "310106-JSGL", "actor": "op-9", "reason": "想问问"}
+        )
+        assert status == 403 and body["error"] == "not_holding", body
+        detail = await case(district, no)
+        revealed = [e for e in detail["timeline"] if e["type"] == "phone_revealed"]
+        assert len(revealed) == 1
+        assert revealed[0]["data"] == {"actor": "op-17", "unit_code": BUREAU, "reason": "回访市民"}
+        assert "13800000001" not in str(detail)
+        events = await t.wait_for(
+            topics.CASE_EVENTS, lambda m: m["type"] == "phone_revealed", "the event published"
+        )
+        assert "13800000001" not in str(events)
+
+
+async def test_parked_messages_past_the_limit_are_dead_lettered(settings: Settings) -> None:
+    clock = FakeClock()
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, "HL-NEVER", urge("HL-NEVER"))
+        feedback = {
+            "schema": "cityops.task-feedback/v1",
+            "feedback_id": "fb-early",
+            "task_id": "310106-20260101-0000001-T1",
+            "case_no": case_number("310106", 9_999_999, clock.now()),
+            "unit_code": BUREAU,
+            "actor": {"id": "a"},
+            "action": "accept",
+            "at": now_iso(),
+        }
+        await t.publish(topics.TASK_FEEDBACK, "fb-early", feedback)
+
+        async def both_parked() -> bool:
+            return await parked_rows(settings) == 2
+
+        await wait_until(both_parked, "two messages parked")
+        sweeper = district.app[PARKED]
+        assert await sweeper.sweep() == 0  # not old enough yet
+        clock.advance(timedelta(days=7, minutes=1))
+        assert await sweeper.sweep() == 2
+        letters = await t.wait_for(topics.DEADLETTER, lambda m: True, "dead letters", count=2)
+        assert {m["error"]["kind"] for m in letters} == {"unknown_case"}
+        by_topic = {m["topic"]: m for m in letters}
+        assert base64.b64decode(by_topic[topics.WORKORDERS]["key"]) == b"HL-NEVER"
+        assert b"fb-early" in base64.b64decode(by_topic[topics.TASK_FEEDBACK]["value"])
+        assert await parked_rows(settings) == 0
+        assert (
+            await district.metric(
+                "cityops_deadletters_total", feed="hotline12345", kind="unknown_case"
+            )
+            == 1
+        )
