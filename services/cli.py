@@ -56,6 +56,7 @@ def run_all(settings: Settings) -> int:
     from services.bootstrap import bootstrap
     from services.devstack import EmbeddedKafka, EmbeddedPostgres
 
+    _stop_with_parent()
     stack: list[EmbeddedKafka | EmbeddedPostgres] = []
     env = dict(os.environ)
     try:
@@ -94,6 +95,16 @@ def _children(env: dict[str, str]) -> list[list[str]]:
     if env.get("CITYOPS_DEMO_FEED", "1") != "0":
         children.append([sys.executable, str(Path(ROOT, "scripts", "demo_feed.py"))])
     return children
+
+
+def _stop_with_parent() -> None:
+    """`make` does not pass SIGTERM on to its recipe: get SIGTERM when the parent dies too."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C still reaches the whole process group
 
 
 def _supervise(commands: list[list[str]], env: dict[str, str]) -> int:
