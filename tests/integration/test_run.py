@@ -18,6 +18,16 @@ from services.devstack import free_port
 from tests.support import Topics, wait_until
 
 
+def start_run(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
 async def test_run_starts_everything_feeds_the_loop_and_stops_on_sigterm(
     settings: Settings,
 ) -> None:
@@ -34,13 +44,7 @@ async def test_run_starts_everything_feeds_the_loop_and_stops_on_sigterm(
         "CITYOPS_DEMO_SPEED": "20",
         "CITYOPS_LOG_LEVEL": "WARNING",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start_run(env)
     lines: list[str] = []
     try:
         assert proc.stdout is not None
