@@ -269,7 +269,7 @@ async def bench_timers(settings: Settings) -> float:
 async def bench_intake(settings: Settings, n: int, seed: int) -> float:
     """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
     path (`Intake.handle` on records fetched beforehand, against the real database, duplicate
-    merging on as configured), with publishing excluded (the outbox rows stay for the sweeper)."""
+    merging off), with publishing excluded (the outbox rows stay for the sweeper)."""
     from aiokafka.structs import ConsumerRecord
 
     from services.common import db
@@ -298,7 +298,8 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
         desk = DistrictDesk(
             Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics)
         )
-        policy = DuplicatePolicy(settings.merge_radius_m, timedelta(hours=settings.merge_window_h))
+        # merging off, as in the service runs: the generated orders cluster around the anchors
+        policy = DuplicatePolicy(0, timedelta(hours=settings.merge_window_h))
         intake = Intake(pool, desk, metrics, settings.district_code, duplicates=policy)
         size, started = settings.batch_max_records, time.perf_counter()
         for i in range(0, n, size):
