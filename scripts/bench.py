@@ -309,6 +309,43 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
         await pool.close()
 
 
+async def bench_api(settings: Settings, district: District) -> dict[str, dict[str, float]]:
+    """Queue view and case detail, 100,000 cases in the database, 16 concurrent clients in a
+    separate process on loopback, 10 s each."""
+    from bench_api import seed
+
+    from services.common.auth import Role, TokenStore
+
+    case_nos = await seed(settings.database_url, settings.district_code, 100_000)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        token = await TokenStore(conn, settings.district_code).mint(
+            Role.DISTRICT_SUPERVISOR, None, "bench"
+        )
+    finally:
+        await conn.close()
+    url = f"http://127.0.0.1:{district.port}"
+    out = {}
+    for name, paths in (
+        ("queues", ["/api/v1/queues"]),
+        ("case_detail", [f"/api/v1/cases/{no}" for no in case_nos]),
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).with_name("bench_api.py")),
+            "load",
+            url,
+            token,
+            "16",
+            "10",
+            *paths,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        stdout, _ = await proc.communicate()
+        out[name] = json.loads(stdout)
+    return out
+
+
 async def bench_raw(settings: Settings, n: int, seed: int) -> float:
     """The same data through a consume-upsert-produce loop with no logic: the ceiling."""
     src, dst = f"bench.raw.in.{uuid.uuid4().hex[:6]}", f"bench.raw.out.{uuid.uuid4().hex[:6]}"
@@ -414,6 +451,10 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
             out["p50"].append(p50 * 1000)
             out["p99"].append(p99 * 1000)
         out["timers"] = [await bench_timers(settings)]
+        api = await bench_api(settings, districts[0])
+        for name, figures in api.items():
+            out[f"{name}_per_s"] = [figures["per_s"]]
+            out[f"{name}_p99"] = [figures["p99_ms"]]
     finally:
         for d in districts:
             d.stop()
@@ -436,6 +477,16 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         (f"dispatch latency p50 @ {args.rate:.0f}/s", f"{med['p50']:.1f} ms", ""),
         (f"dispatch latency p99 @ {args.rate:.0f}/s", f"{med['p99']:.1f} ms", ""),
         ("deadline timers fired", f"{med['timers']:,.0f} tasks/s", "all open tasks due at once"),
+        (
+            "GET /api/v1/queues (16 clients)",
+            f"{med['queues_per_s']:,.0f} req/s",
+            f"p99 {med['queues_p99']:.1f} ms, 100,000 cases",
+        ),
+        (
+            "GET /api/v1/cases/{no} (16 clients)",
+            f"{med['case_detail_per_s']:,.0f} req/s",
+            f"p99 {med['case_detail_p99']:.1f} ms",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     print(

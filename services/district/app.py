@@ -55,6 +55,7 @@ def create_app(
     app.router.add_routes(api.routes)
     app.router.add_routes(kpi_api.routes)  # GET /api/v1/kpis (services/district/kpi_api.py)
     app.router.add_routes(queue_api.routes)  # queues, case search
+    queue_api.setup(app)
     app.router.add_routes(live.routes)  # GET /api/v1/events (server-sent events)
     app.router.add_routes(openapi.routes)  # GET /api/v1/openapi.json
     app.cleanup_ctx.extend(

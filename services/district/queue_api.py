@@ -19,6 +19,14 @@ from services.district.api_models import CasePage, CaseQuery, Queues
 from services.district.keys import CLOCK, POOL, SETTINGS
 
 routes = web.RouteTableDef()
+#: overdue counts recomputed at most every 5 s, whatever the request rate
+OVERDUE_CACHE = web.AppKey("overdue_cache", queue_queries.OverdueCache)
+
+
+def setup(app: web.Application) -> None:
+    app[OVERDUE_CACHE] = queue_queries.OverdueCache(ttl=5.0)
+
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -28,7 +36,11 @@ async def get_queues(request: web.Request) -> web.Response:
     district, now = request.app[SETTINGS].district_code, request.app[CLOCK].now()
     async with request.app[POOL].acquire() as conn:
         found = await queue_queries.queues(
-            conn, district, who.unit_code if who.unit_scoped else None, now
+            conn,
+            district,
+            who.unit_code if who.unit_scoped else None,
+            now,
+            request.app[OVERDUE_CACHE],
         )
     return _json(Queues.model_validate(found).model_dump(mode="json"))
 

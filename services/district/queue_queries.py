@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -103,11 +104,43 @@ async def search(
     return [dict(r) for r in rows]
 
 
+class OverdueCache:
+    """Overdue counts per unit and stage for the whole district, recomputed at most every
+    `ttl` seconds (one query at a time): the queue view stays cheap with 100,000s of tasks."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._rows: list[dict[str, Any]] = []
+        self._at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    async def rows(
+        self, conn: asyncpg.Connection, district: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        if self._fresh(now):
+            return self._rows
+        async with self._lock:
+            if not self._fresh(now):
+                self._rows = [dict(r) for r in await conn.fetch(OVERDUE, district, now, None)]
+                self._at = now
+        return self._rows
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._at is not None and 0 <= (now - self._at).total_seconds() < self.ttl
+
+
 async def queues(
-    conn: asyncpg.Connection, district: str, unit: str | None, now: datetime
+    conn: asyncpg.Connection,
+    district: str,
+    unit: str | None,
+    now: datetime,
+    overdue_cache: OverdueCache | None = None,
 ) -> dict[str, Any]:
     open_rows = [dict(r) for r in await conn.fetch(OPEN_COUNTS, district, unit)]
-    overdue = [dict(r) for r in await conn.fetch(OVERDUE, district, now, unit)]
+    cache = overdue_cache or OverdueCache(ttl=0)
+    overdue = [
+        r for r in await cache.rows(conn, district, now) if unit is None or r["unit_code"] == unit
+    ]
     waiting = sum(r["n"] for r in open_rows if r["state"] in AT_DISTRICT)
     return {"open": open_rows, "overdue": overdue, "waiting_for_triage": waiting, "as_of": now}
 
