@@ -150,7 +150,13 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _gauges(app: web.Application) -> None:
-    await gauges.keep_fresh(app[POOL], app[METRICS_KEY], app[SETTINGS].district_code)
+    await gauges.keep_fresh(
+        app[POOL],
+        app[METRICS_KEY],
+        app[SETTINGS].district_code,
+        overdue=app[queue_api.OVERDUE_CACHE],
+        clock=app[CLOCK],
+    )
 
 
 async def _follow_rules(app: web.Application) -> None:

@@ -7,7 +7,9 @@ import asyncio
 
 import asyncpg
 
+from services.common.clock import Clock
 from services.common.metrics import Metrics
+from services.district.queue_queries import OverdueCache
 
 OPEN_BY_UNIT_STATE = """
 SELECT unit_code AS unit, state, n FROM case_counts WHERE district_code = $1 AND n <> 0
@@ -31,10 +33,22 @@ SELECT 'resolve', unit_code, count(*) FROM tasks
 OUTBOX_BACKLOG = "SELECT count(*) FROM outbox WHERE created_at < now() - interval '5 seconds'"
 
 
-async def refresh(pool: asyncpg.Pool, metrics: Metrics, district_code: str) -> None:
+async def refresh(
+    pool: asyncpg.Pool,
+    metrics: Metrics,
+    district_code: str,
+    overdue: OverdueCache | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """Reread the gauges; with `overdue`, share the queue view's overdue counts (one
+    computation per few seconds for both)."""
     async with pool.acquire() as conn:
         open_rows = await conn.fetch(OPEN_BY_UNIT_STATE, district_code)
-        overdue_rows = await conn.fetch(OVERDUE_BY_UNIT_STAGE, district_code)
+        if overdue is not None:
+            now = (clock or Clock()).now()
+            overdue_rows = await overdue.rows(conn, district_code, now)
+        else:
+            overdue_rows = await conn.fetch(OVERDUE_BY_UNIT_STAGE, district_code)
         metrics.outbox_backlog.set(await conn.fetchval(OUTBOX_BACKLOG))
     metrics.cases_open.clear()
     for r in open_rows:
@@ -45,8 +59,13 @@ async def refresh(pool: asyncpg.Pool, metrics: Metrics, district_code: str) -> N
 
 
 async def keep_fresh(
-    pool: asyncpg.Pool, metrics: Metrics, district_code: str, every_s: float = 5.0
+    pool: asyncpg.Pool,
+    metrics: Metrics,
+    district_code: str,
+    every_s: float = 5.0,
+    overdue: OverdueCache | None = None,
+    clock: Clock | None = None,
 ) -> None:
     while True:
-        await refresh(pool, metrics, district_code)
+        await refresh(pool, metrics, district_code, overdue, clock)
         await asyncio.sleep(every_s)
