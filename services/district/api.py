@@ -205,6 +205,32 @@ async def split_report(request: web.Request) -> web.Response:
 COMMANDS["split"] = (SplitReport, OPERATORS)
 
 
+class MergeCase(Command):
+    into: str = Field(min_length=1, max_length=64)
+
+
+@routes.post("/api/v1/cases/{case_no}/merge")
+async def merge_case(request: web.Request) -> web.Response:
+    """并案: the case joins `into` (same problem); answers with the case it joined."""
+    require(request, *OPERATORS)
+    body = await _body(request, MergeCase)
+    desk, now = request.app[WORKFLOW], request.app[CLOCK].now()
+    try:
+        await request.app[STORE].apply_pair(
+            request.match_info["case_no"],
+            body.into,
+            lambda case, into, ch: desk.merge_case(case, into, body.actor, body.reason, now, ch),
+        )
+    except NotFound as exc:
+        return error(404, "not_found", f"no case {exc}")
+    except (Refused, IllegalTransition) as exc:
+        return error(409, "refused", str(exc))
+    return await _case_response(request, body.into)
+
+
+COMMANDS["merge"] = (MergeCase, OPERATORS)
+
+
 @routes.post("/api/v1/cases/{case_no}/reveal-phone")
 async def reveal_phone(request: web.Request) -> web.Response:
     """The caller's phone number, to call the citizen back: only for `unit_code` holding an

@@ -12,7 +12,7 @@ from contracts.tasks import TaskKind
 from services.district import messages
 from services.district.alarms import Alarm
 from services.district.deadlines import is_natural
-from services.district.lifecycle import Event, State
+from services.district.lifecycle import TERMINAL, Event, State
 from services.district.model import CaseRec, Changes, TaskRec
 from services.district.workflow import Refused, Workflow, _task_deadlines, source_of
 
@@ -289,6 +289,40 @@ class DistrictDesk(Workflow):
         if isinstance(report, WorkOrder):
             return self.open_order(report, new_case_no, now, None, ch)
         return self.open_report(report, new_case_no, now, None, ch)
+
+    def merge_case(
+        self, case: CaseRec, into: CaseRec, actor: str, reason: str, now: datetime, ch: Changes
+    ) -> None:
+        """并案 by an operator: `case` reports the same problem as `into`; it ends as merged,
+        its units' tasks are withdrawn, and `into` carries its reporters."""
+        if case.case_no == into.case_no or into.state in TERMINAL:
+            raise Refused(f"cannot merge {case.case_no} into {into.case_no} ({into.state})")
+        note = f"并入{into.case_no}: {reason}"
+        self._tell_units(case, TaskKind.WITHDRAWN, note, ch)
+        ev = self._transition(
+            case, Event.MERGED, now, actor, ch, data={"into": into.case_no, "reason": reason}
+        )
+        self._reply(
+            case,
+            ev,
+            ReplyKind.ACCEPTED,
+            self.ctx.ref.center.unit_code,
+            f"已并入工单{into.case_no}办理。",
+            ch,
+        )
+        into.reporters += case.reporters
+        self._record(
+            into,
+            "merged_case",
+            into.state,
+            now,
+            actor,
+            ch,
+            into.handling_unit(),
+            {"case_no": case.case_no, "reporters": into.reporters, "reason": reason},
+            (),
+        )
+        self._tell_units(into, TaskKind.UPDATED, f"并案: {case.case_no}", ch)
 
     def _active_task(self, case: CaseRec, task_id: str) -> TaskRec:
         task = case.task(task_id)

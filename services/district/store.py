@@ -49,6 +49,26 @@ class CaseStore:
         self.submit(pending)
         return result
 
+    async def apply_pair(
+        self,
+        case_no: str,
+        other_no: str,
+        decide: Callable[[CaseRec, CaseRec, Changes], T],
+    ) -> T:
+        """A decision on two cases at once (locked together, in case-number order)."""
+        ch = Changes()
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = {c.case_no: c for c in await queries.lock_cases(conn, [case_no, other_no], [])}
+            for no in (case_no, other_no):
+                if no not in found:
+                    raise NotFound(no)
+            result = decide(found[case_no], found[other_no], ch)
+            pending = await queries.save(conn, ch)
+        for fn in ch.after_commit:
+            fn()
+        self.submit(pending)
+        return result
+
     async def split(
         self,
         case_no: str,

@@ -407,3 +407,33 @@ async def test_a_case_past_its_resolve_deadline_is_supervised_with_three_working
         assert [e["type"] for e in detail["timeline"]].count("supervised") == 1
         assert datetime.fromisoformat(detail["resolve_by"]) == new_deadline
         await _replays_exactly(settings, no)
+
+
+async def test_an_operator_merges_a_case_into_another(settings: Settings) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        kept = await dispatched(t, "HL2026112700124", "310106-JSGL")
+        gone = await dispatched(t, "HL2026112700131", "310106-JSGL")
+        status, body = await district.post(
+            f"/api/v1/cases/{gone['case_no']}/merge",
+            {"into": kept["case_no"], "actor": "district-op-1", "reason": "同一问题"},
+        )
+        assert status == 200, body
+        assert body["case_no"] == kept["case_no"] and body["reporters"] == 2
+        [withdrawn] = await t.wait_for(
+            topics.task_topic("310106-JSGL"), lambda m: m["kind"] == "withdrawn", "withdrawn task"
+        )
+        assert withdrawn["task_id"] == gone["task_id"]
+        [reply] = await t.wait_for(
+            topics.REPLIES,
+            lambda m: m["order_no"] == "HL2026112700131",
+            "reply naming the case joined",
+        )
+        assert kept["case_no"] in reply["text"]
+        assert (await case(district, gone["case_no"]))["state"] == "merged"
+        status, body = await district.post(
+            f"/api/v1/cases/{gone['case_no']}/merge",
+            {"into": kept["case_no"], "actor": "district-op-1"},
+        )
+        assert status == 409 and body["error"] == "refused"
+        await _replays_exactly(settings, gone["case_no"])
