@@ -4,6 +4,8 @@ unknown enum values, missing keys, absurd coordinates, future timestamps) on eve
 
 from __future__ import annotations
 
+import os
+
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -57,7 +59,12 @@ FUTURE = st.integers(min_value=11, max_value=10_000_000).map(
 )
 ODD_TEXT = st.sampled_from(["", "escalate", "URGENT", "2026-13-45", "🙂", "null", " " * 300])
 ENUMS = {"action", "channel", "request_type", "urgency", "satisfaction", "crs", "reason"}
-HYPOTHESIS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HYPOTHESIS = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=bool(os.environ.get("CI")),  # CI repeats the same examples
+)
 
 
 def record(topic: str, raw: bytes) -> ConsumerRecord[bytes, bytes]:
