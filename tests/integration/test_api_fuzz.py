@@ -3,9 +3,8 @@ not) never get a 5xx, and every response matches what the document says."""
 
 from __future__ import annotations
 
-import os
-
 import asyncio
+import os
 
 import pytest
 import schemathesis

@@ -4,10 +4,9 @@ unknown enum values, missing keys, absurd coordinates, future timestamps) on eve
 
 from __future__ import annotations
 
-import os
-
 import json
 import math
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
