@@ -12,11 +12,14 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -402,13 +405,16 @@ async def main() -> None:
     parser.add_argument("--instances", type=int, default=1, help="district processes")
     args = parser.parse_args()
     base = Settings()
+    cleanup: list[Callable[[], None]] = []
     stack: list[Any] = []
     try:
         dsn, kafka = base.database_url, base.kafka_bootstrap
-        if not dsn:
-            pg = EmbeddedPostgres(ROOT / ".cityops" / "bench-pgdata")
+        if not dsn:  # a throwaway cluster: nothing left behind to vacuum in the next run
+            scratch = Path(tempfile.mkdtemp(prefix="cityops-bench-"))
+            pg = EmbeddedPostgres(scratch / "pgdata")
             stack.append(pg)
-            dsn = await pg.create_database(f"bench_{int(time.time())}")
+            cleanup.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
+            dsn = await pg.create_database("bench")
         if not kafka:
             broker = EmbeddedKafka()
             stack.append(broker)
@@ -427,6 +433,8 @@ async def main() -> None:
     finally:
         for dep in reversed(stack):
             dep.stop()
+        for fn in cleanup:
+            fn()
     report(results, args)
 
 
