@@ -106,24 +106,25 @@ async def search(
 
 class OverdueCache:
     """Overdue counts per unit and stage for the whole district, recomputed at most every
-    `ttl` seconds (one query at a time): the queue view stays cheap with 100,000s of tasks."""
+    `ttl` seconds by one query at a time. Readers never wait for a refresh once there is a
+    value: they get the last one (at most `ttl` plus one query old) while it is renewed."""
 
     def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[dict[str, Any]] | None = None
         self._at: datetime | None = None
         self._lock = asyncio.Lock()
 
     async def rows(
         self, conn: asyncpg.Connection, district: str, now: datetime
     ) -> list[dict[str, Any]]:
-        if self._fresh(now):
-            return self._rows
+        if self._rows is not None and (self._fresh(now) or self._lock.locked()):
+            return self._rows  # fresh, or being renewed by another request right now
         async with self._lock:
-            if not self._fresh(now):
+            if self._rows is None or not self._fresh(now):
                 self._rows = [dict(r) for r in await conn.fetch(OVERDUE, district, now, None)]
                 self._at = now
-        return self._rows
+            return self._rows
 
     def _fresh(self, now: datetime) -> bool:
         return self._at is not None and 0 <= (now - self._at).total_seconds() < self.ttl
