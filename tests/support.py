@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +164,20 @@ class Topics:
             return hits if len(hits) >= count else None
 
         return await wait_until(found, what, timeout, every=0.1)  # type: ignore[no-any-return]
+
+
+def task_feedback(
+    task: dict[str, Any], action: str, at: datetime | str, **extra: Any
+) -> dict[str, Any]:
+    """A `cityops.task-feedback/v1` message from the unit holding `task`."""
+    return {
+        "schema": "cityops.task-feedback/v1",
+        "feedback_id": uuid.uuid4().hex,
+        "task_id": task["task_id"],
+        "case_no": task["case_no"],
+        "unit_code": task["unit_code"],
+        "actor": {"id": f"op-{task['unit_code']}", "name": "值班员"},
+        "action": action,
+        "at": at if isinstance(at, str) else at.isoformat(),
+        **extra,
+    }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from services.common.clock import FakeClock
 from services.common.config import ROOT, Settings
 from services.district.app import create_app as district_app
 from services.district.keys import POOL
-from tests.support import Service, Topics, running, samples, wait_until
+from tests.support import Service, Topics, running, samples, task_feedback, wait_until
 
 T0 = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
 AS_OF = datetime.fromisoformat("2026-12-04T12:00:00+08:00")
@@ -51,18 +50,7 @@ def dec(day: int, hour: int, minute: int = 0) -> str:
     return datetime(2026, 12, day, hour, minute, tzinfo=T0.tzinfo).isoformat()
 
 
-def feedback(task: dict[str, Any], action: str, when: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "schema": "cityops.task-feedback/v1",
-        "feedback_id": uuid.uuid4().hex,
-        "task_id": task["task_id"],
-        "case_no": task["case_no"],
-        "unit_code": task["unit_code"],
-        "actor": {"id": "op-1", "name": "值班员"},
-        "action": action,
-        "at": when,
-        **extra,
-    }
+feedback = task_feedback
 
 
 def followup(order_no: str, satisfaction: str, resolved: bool, visited: datetime) -> dict[str, Any]:

@@ -4,7 +4,6 @@ timers (injectable clock), reopening, and replaying the record."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,24 +18,13 @@ from services.district.app import create_app as district_app
 from services.district.keys import PUBLISHER
 from services.district.replay import replay
 from services.district.timers import TimerWorker
-from tests.support import Service, Topics, running, samples, wait_until
+from tests.support import Service, Topics, running, samples, task_feedback, wait_until
 
 ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
 FRIDAY_10AM = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
 
 
-def feedback(task: dict[str, Any], action: str, at: datetime, **extra: Any) -> dict[str, Any]:
-    return {
-        "schema": "cityops.task-feedback/v1",
-        "feedback_id": uuid.uuid4().hex,
-        "task_id": task["task_id"],
-        "case_no": task["case_no"],
-        "unit_code": task["unit_code"],
-        "actor": {"id": f"op-{task['unit_code']}", "name": "值班员"},
-        "action": action,
-        "at": at.isoformat(),
-        **extra,
-    }
+feedback = task_feedback
 
 
 async def dispatched(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
