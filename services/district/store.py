@@ -3,7 +3,7 @@ Operator commands and timers go through here; the consumer batches the same step
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -27,14 +27,25 @@ class CaseStore:
     def __init__(self, pool: asyncpg.Pool, submit: Callable[[outbox.Pending], None]) -> None:
         self.pool, self.submit = pool, submit
 
+    async def _run(self, work: Callable[[asyncpg.Connection, Changes], Awaitable[T]]) -> T:
+        """One transaction: `work` locks and decides, then the changes are written; after
+        commit the metrics move and the outbox rows are handed to the publisher."""
+        ch = Changes()
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await work(conn, ch)
+            pending = await queries.save(conn, ch)
+        for fn in ch.after_commit:
+            fn()
+        self.submit(pending)
+        return result
+
     async def apply(
         self,
         case_no: str,
         decide: Callable[[CaseRec, Changes], T],
         idempotency_key: str | None = None,
     ) -> T:
-        ch = Changes()
-        async with self.pool.acquire() as conn, conn.transaction():
+        async def work(conn: asyncpg.Connection, ch: Changes) -> T:
             if idempotency_key is not None and not await queries.claim_new_keys(
                 conn, [f"op:{idempotency_key}"]
             ):
@@ -42,12 +53,9 @@ class CaseStore:
             cases = await queries.lock_cases(conn, [case_no], [])
             if not cases:
                 raise NotFound(case_no)
-            result = decide(cases[0], ch)
-            pending = await queries.save(conn, ch)
-        for fn in ch.after_commit:
-            fn()
-        self.submit(pending)
-        return result
+            return decide(cases[0], ch)
+
+        return await self._run(work)
 
     async def apply_pair(
         self,
@@ -56,18 +64,16 @@ class CaseStore:
         decide: Callable[[CaseRec, CaseRec, Changes], T],
     ) -> T:
         """A decision on two cases at once (locked together, in case-number order)."""
-        ch = Changes()
-        async with self.pool.acquire() as conn, conn.transaction():
-            found = {c.case_no: c for c in await queries.lock_cases(conn, [case_no, other_no], [])}
+
+        async def work(conn: asyncpg.Connection, ch: Changes) -> T:
+            locked = await queries.lock_cases(conn, [case_no, other_no], [])
+            found = {c.case_no: c for c in locked}
             for no in (case_no, other_no):
                 if no not in found:
                     raise NotFound(no)
-            result = decide(found[case_no], found[other_no], ch)
-            pending = await queries.save(conn, ch)
-        for fn in ch.after_commit:
-            fn()
-        self.submit(pending)
-        return result
+            return decide(found[case_no], found[other_no], ch)
+
+        return await self._run(work)
 
     async def split(
         self,
@@ -77,8 +83,8 @@ class CaseStore:
     ) -> T:
         """Take a merged report out of its case: `decide(case, reporter row, new case serial,
         changes)` opens its own case; both cases change in one transaction."""
-        ch = Changes()
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def work(conn: asyncpg.Connection, ch: Changes) -> T:
             cases = await queries.lock_cases(conn, [case_no], [])
             if not cases:
                 raise NotFound(f"no case {case_no}")
@@ -86,9 +92,6 @@ class CaseStore:
             if row is None:
                 raise NotFound(f"{source_ref} is not a merged report of case {case_no}")
             [serial] = await queries.next_case_numbers(conn, 1)
-            result = decide(cases[0], row, serial, ch)
-            pending = await queries.save(conn, ch)
-        for fn in ch.after_commit:
-            fn()
-        self.submit(pending)
-        return result
+            return decide(cases[0], row, serial, ch)
+
+        return await self._run(work)
