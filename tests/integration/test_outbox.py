@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -15,51 +17,55 @@ from tests.support import Topics, wait_until
 TOPIC = "cityops.case-events"
 
 
+@asynccontextmanager
+async def publishing(
+    settings: Settings, pool: asyncpg.Pool, **options: float
+) -> AsyncIterator[outbox.Publisher]:
+    """A running outbox publisher; stopped (task, producer) on the way out."""
+    producer = make_producer(settings)
+    await producer.start()
+    publisher = outbox.Publisher(pool, producer, **options)
+    task = asyncio.create_task(publisher.run())
+    try:
+        yield publisher
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await producer.stop()
+
+
 async def test_rows_left_behind_are_swept_in_order_and_deleted(settings: Settings) -> None:
     pool = await db.create_pool(settings.database_url, 2)
     messages = [outbox.OutMessage(TOPIC, b"case-1", f'{{"n": {i}}}'.encode()) for i in range(50)]
     async with pool.acquire() as conn, conn.transaction():
         await outbox.write(conn, messages)  # committed, never submitted: a crash after commit
-    producer = make_producer(settings)
-    await producer.start()
-    publisher = outbox.Publisher(pool, producer, sweep_every_s=0.1)
-    task = asyncio.create_task(publisher.run())
     try:
-        async with Topics(settings) as t:
+        async with publishing(settings, pool, sweep_every_s=0.1), Topics(settings) as t:
             got = await t.wait_for(TOPIC, lambda m: "n" in m, "swept rows", count=50)
-        assert [m["n"] for m in got] == list(range(50))
-        async with pool.acquire() as conn:
-            await wait_until(lambda: _empty(conn), "outbox emptied")
+            assert [m["n"] for m in got] == list(range(50))
+            async with pool.acquire() as conn:
+                await wait_until(lambda: _empty(conn), "outbox emptied")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await producer.stop()
         await pool.close()
 
 
 async def test_submitted_rows_go_out_once(settings: Settings) -> None:
     pool = await db.create_pool(settings.database_url, 2)
-    producer = make_producer(settings)
-    await producer.start()
-    publisher = outbox.Publisher(pool, producer, sweep_every_s=0.1, grace_s=0.5)
-    task = asyncio.create_task(publisher.run())
     try:
-        messages = [
-            outbox.OutMessage(TOPIC, f"k{i}".encode(), f'{{"m": {i}}}'.encode()) for i in range(20)
-        ]
-        async with pool.acquire() as conn, conn.transaction():
-            pending = await outbox.write(conn, messages)
-        publisher.submit(pending)
-        async with Topics(settings) as t:
-            await t.wait_for(TOPIC, lambda m: "m" in m, "submitted rows", count=20)
-            await asyncio.sleep(1.0)  # past the sweeper's grace: nothing may go out twice
-            assert len([m for m in await t.read(TOPIC) if "m" in m]) == 20
+        async with publishing(settings, pool, sweep_every_s=0.1, grace_s=0.5) as publisher:
+            messages = [
+                outbox.OutMessage(TOPIC, f"k{i}".encode(), f'{{"m": {i}}}'.encode())
+                for i in range(20)
+            ]
+            async with pool.acquire() as conn, conn.transaction():
+                pending = await outbox.write(conn, messages)
+            publisher.submit(pending)
+            async with Topics(settings) as t:
+                await t.wait_for(TOPIC, lambda m: "m" in m, "submitted rows", count=20)
+                await asyncio.sleep(1.0)  # past the sweeper's grace: nothing may go out twice
+                assert len([m for m in await t.read(TOPIC) if "m" in m]) == 20
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await producer.stop()
         await pool.close()
 
 
