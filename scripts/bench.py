@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from feedgen import FeedGenerator
 from contracts import topics
 from services.bootstrap import bootstrap
 from services.common.config import ROOT, Settings
+from services.common.http import GC_THRESHOLD
 from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
 
 OUT = ROOT / "bench-results"
@@ -312,6 +314,8 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
             duplicates=policy,
             on_commit=lambda pending: written.extend(pending.ids),
         )
+        gc.set_threshold(*GC_THRESHOLD)  # as the service runs (services/common/http.py)
+        gc.freeze()
         size, elapsed = settings.batch_max_records, 0.0
         for i in range(0, n, size):
             started = time.perf_counter()

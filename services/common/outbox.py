@@ -12,6 +12,7 @@ at-least-once; every consumer deduplicates by the message's own id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import zlib
@@ -22,7 +23,7 @@ from datetime import timedelta
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from pydantic import BaseModel
 
 from services.common.sql import Batch, Table
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 SHARDS = 8
 #: at most this many committed messages wait in memory; beyond it the sweeper takes over.
 QUEUE_LIMIT = 100_000
+_PARTITIONER = DefaultPartitioner()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,20 @@ async def write(
     return Pending([r["id"] for r in rows], list(messages))
 
 
+def partition(key: bytes | None, parts: Sequence[int]) -> int:
+    """The partition Kafka's default partitioner gives `key` among `parts` (sorted)."""
+    if key is None:
+        return int(_PARTITIONER(key, parts, parts))
+    return parts[(_key_hash(key) & 0x7FFFFFFF) % len(parts)]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    """Kafka's murmur2 of a key (pure Python in aiokafka, so remembered: a case's task and
+    events share its key)."""
+    return int(murmur2(key))
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -107,7 +123,6 @@ class Publisher:
         self._batch, self._sweep_every_s, self._grace_s = batch, sweep_every_s, grace_s
         self._on_published = on_published
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, tuple[float, list[int]]] = {}
         self._queued = 0
         lock_namespace = zlib.crc32(table.encode()) & 0x7FFFFFFF
@@ -119,13 +134,12 @@ class Publisher:
             " ORDER BY id LIMIT $2"
         )
 
-    async def _partition_of(self, m: OutMessage) -> int:
-        cached = self._partitions.get(m.topic)
+    async def _partitions_of(self, topic: str) -> list[int]:
+        cached = self._partitions.get(topic)
         if cached is None or cached[0] < time.monotonic():
-            parts = sorted(await self._producer.partitions_for(m.topic))
-            cached = self._partitions[m.topic] = (time.monotonic() + 60.0, parts)
-        parts = cached[1]
-        return int(self._partitioner(m.key, parts, parts))
+            parts = sorted(await self._producer.partitions_for(topic))
+            cached = self._partitions[topic] = (time.monotonic() + 60.0, parts)
+        return cached[1]
 
     def submit(self, pending: Pending) -> None:
         """Committed rows to send now (dropped when the queue is full: the sweeper has them)."""
@@ -185,8 +199,9 @@ class Publisher:
         """Send in per-partition batches (far cheaper than one `send` per message); keys map
         to partitions exactly as Kafka's default partitioner does, so order per key holds."""
         groups: dict[tuple[str, int], list[OutMessage]] = {}
+        parts = {t: await self._partitions_of(t) for t in {m.topic for m in rows.messages}}
         for m in rows.messages:
-            part = await self._partition_of(m)
+            part = partition(m.key, parts[m.topic])
             groups.setdefault((m.topic, part), []).append(m)
         futures = []
         for (topic, part), messages in groups.items():

@@ -31,6 +31,12 @@ _MODELS: dict[str, type[BaseModel]] = {
     topics.TASK_FEEDBACK: TaskFeedback,
 }
 
+#: the sender's timestamps of each message type, which must not lie in the future
+_STAMP_FIELDS = ("sent_at", "reported_at", "visited_at", "at")
+_STAMPS: dict[type[BaseModel], tuple[str, ...]] = {
+    model: tuple(n for n in _STAMP_FIELDS if n in model.model_fields) for model in _MODELS.values()
+}
+
 
 class Invalid(Exception):
     """A message that cannot be accepted; `kind` is a short machine-readable reason."""
@@ -114,13 +120,13 @@ def _idempotency_key(m: BaseModel) -> str:
 
 
 def _check_semantics(m: BaseModel, now: datetime) -> None:
-    location = getattr(m, "location", None)
+    location = getattr(m, "location", None) if "location" in type(m).model_fields else None
     if location is not None:
         reason = plausibility_error(location.lon, location.lat)
         if reason:
             raise Invalid("bad_location", reason)
     latest = now + CLOCK_SKEW
-    for name in ("sent_at", "reported_at", "visited_at", "at"):
-        stamp = getattr(m, name, None)
+    for name in _STAMPS[type(m)]:
+        stamp = getattr(m, name)
         if stamp is not None and stamp > latest:
             raise Invalid("future_timestamp", f"{name} {stamp.isoformat()} is in the future")

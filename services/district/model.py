@@ -154,7 +154,7 @@ def lookup_key(lookup: tuple[str, str] | str) -> str:
 
 
 def case_number(district_code: str, n: int, now: datetime) -> str:
-    return f"{district_code}-{now:%Y%m%d}-{n:07d}"
+    return f"{district_code}-{now.year:04d}{now.month:02d}{now.day:02d}-{n:07d}"
 
 
 @dataclass

@@ -25,18 +25,27 @@ from typing import Any
 import shapely
 import shapely.errors
 from shapely import affinity
-from shapely.geometry import MultiPoint, Point, mapping, shape
+from shapely.geometry import MultiPoint, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from services.district.geo import EARTH_RADIUS_M, Anchor, Located
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
+#: the lookup cache's cell: 0.0005 degrees, about 55 m by 47 m at Shanghai's latitude
+_CELL_DEG = 0.0005
+_CELL_PAD = 1e-9  # a cell's box is padded by this much so rounding cannot leave a point out
+_CACHE_MAX = 500_000  # cells remembered before the cache starts over (about 100 MB at most)
 _QUAD_SEGS = 16  # a disk is a 64-gon: at 1 km its edge lies within 1.2 m of the circle
 
 
 class Territory:
     """Which street's polygon contains a point. Parts are kept in the order given, and a point
-    on a border shared by several streets goes to the first of them."""
+    on a border shared by several streets goes to the first of them.
+
+    Lookups go through a cache of small grid cells, filled as points arrive: a cell that lies
+    wholly inside one part (or touches none) answers without any geometry; a cell that a
+    border crosses remembers the parts it touches, and only those are tested exactly.
+    """
 
     def __init__(self, areas: Iterable[tuple[str, BaseGeometry]]) -> None:
         codes: list[str] = []
@@ -51,6 +60,8 @@ class Territory:
         self._parts = parts
         shapely.prepare(parts)
         self._tree = shapely.STRtree(parts)
+        #: cell -> the street code of a cell inside one part, or the parts the cell touches
+        self._cells: dict[tuple[int, int], str | tuple[int, ...]] = {}
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -66,10 +77,32 @@ class Territory:
         """The street whose territory contains the WGS-84 point, or None: outside the district."""
         if not (math.isfinite(lon) and math.isfinite(lat)):
             return None
-        for i in sorted(int(i) for i in self._tree.query(Point(lon, lat))):
+        key = (math.floor(lon / _CELL_DEG), math.floor(lat / _CELL_DEG))
+        cell = self._cells.get(key)
+        if cell is None:
+            if len(self._cells) >= _CACHE_MAX:
+                self._cells.clear()
+            cell = self._cells[key] = self._cell(*key)
+        if isinstance(cell, str):
+            return Located(unit_code=cell, distance_m=0.0)
+        for i in cell:
             if shapely.intersects_xy(self._parts[i], lon, lat):
                 return Located(unit_code=self._codes[i], distance_m=0.0)
         return None
+
+    def _cell(self, x: int, y: int) -> str | tuple[int, ...]:
+        """What a cell holds: the street code when one part covers the whole (padded) cell and
+        no other part touches it, otherwise the parts that touch it, in order."""
+        box = shapely.box(
+            x * _CELL_DEG - _CELL_PAD,
+            y * _CELL_DEG - _CELL_PAD,
+            (x + 1) * _CELL_DEG + _CELL_PAD,
+            (y + 1) * _CELL_DEG + _CELL_PAD,
+        )
+        touching = tuple(sorted(int(i) for i in self._tree.query(box, predicate="intersects")))
+        if len(touching) == 1 and self._parts[touching[0]].covers(box):
+            return self._codes[touching[0]]
+        return touching
 
     def to_geojson(self) -> dict[str, Any]:
         """A FeatureCollection with one feature per street, e.g. to review generated territories

@@ -8,8 +8,9 @@ default hours 12:00 is already the lunch break and 17:30 is after work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -20,6 +21,11 @@ DEFAULT_OFFICE_HOURS: tuple[tuple[time, time], ...] = (
 )
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
+#: answers remembered before the memo starts over; a batch decided at one instant asks the
+#: same few questions thousands of times (the deadlines of each urgency from `now`)
+_MEMO_MAX = 4096
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 
 
 def _since_midnight(t: time) -> timedelta:
@@ -53,6 +59,8 @@ class WorkCalendar:
         self._day_length = sum((end - begin for begin, end in periods), _ZERO)
         self._on_fallback = on_fallback
         self._workdays: dict[date, bool] = {}
+        self._added: dict[tuple[datetime, timedelta], datetime] = {}
+        self._between: dict[tuple[datetime, datetime], timedelta] = {}
 
     @property
     def workday_length(self) -> timedelta:
@@ -96,6 +104,13 @@ class WorkCalendar:
         """
         if delta < _ZERO:
             raise ValueError(f"delta must not be negative, got {delta}")
+        key = (start, delta)
+        found = self._added.get(key)
+        if found is None:
+            found = _remember(self._added, key, self._add_working_time(start, delta))
+        return found
+
+    def _add_working_time(self, start: datetime, delta: timedelta) -> datetime:
         day, pos = self._split(start)
         remaining = delta
         while True:
@@ -131,6 +146,12 @@ class WorkCalendar:
         a, b = self.to_local(a), self.to_local(b)
         if b < a:
             return -self.working_time_between(b, a)
+        found = self._between.get((a, b))
+        if found is None:
+            found = _remember(self._between, (a, b), self._working_time_between(a, b))
+        return found
+
+    def _working_time_between(self, a: datetime, b: datetime) -> timedelta:
         day, pos = self._split(a)
         last_day, last_pos = self._split(b)
         total = _ZERO
@@ -148,3 +169,10 @@ class WorkCalendar:
         for begin, end in self._periods:
             total += max(_ZERO, min(end, hi) - max(begin, lo))
         return total
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+    return value

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -314,10 +313,40 @@ def test_city_of_200_streets_matches_a_brute_force_scan(city: Territory) -> None
     assert 0 < found.count(None) < len(points) // 2, "the sample must cover inside and outside"
 
 
-def test_city_lookup_stays_fast(city: Territory) -> None:
-    points = list(_city_points(random.Random(6), 20_000))
-    started = time.perf_counter()
-    for lon, lat in points:
-        city.locate(lon, lat)
-    per_lookup = (time.perf_counter() - started) / len(points)
-    assert per_lookup < 0.001, f"{per_lookup * 1e6:.0f} µs per lookup"
+def _border_points(territory: Territory, rng: random.Random, n: int) -> list[tuple[float, float]]:
+    """Vertices of the street borders and points a hair either side of them."""
+    out = []
+    for unit in territory.units:
+        area = territory.area(unit)
+        assert area is not None
+        for ring in (getattr(p, "exterior", p) for p in getattr(area, "geoms", [area])):
+            coords = list(ring.coords)
+            for lon, lat in rng.sample(coords, min(n, len(coords))):
+                out.append((lon, lat))
+                out.append((lon + rng.uniform(-1e-6, 1e-6), lat + rng.uniform(-1e-6, 1e-6)))
+    return out
+
+
+def test_lookups_through_the_cell_cache_match_a_brute_force_scan(
+    territory: Territory, city: Territory
+) -> None:
+    rng = random.Random(8)
+    for t in (territory, city):
+        areas = [(unit, t.area(unit)) for unit in t.units]
+        points = _border_points(t, rng, 12)
+        points += [(p[0] + 0.0002, p[1] - 0.0002) for p in points]  # cells beside the border
+        expected = [_brute_force(areas, *p) for p in points]
+        assert [_unit(t, *p) for p in points] == expected  # cells filled on the way
+        assert [_unit(t, *p) for p in reversed(points)] == expected[::-1]  # from the cache
+
+
+def test_the_cell_cache_starts_over_when_full(
+    territory: Territory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.district.territory as module
+
+    monkeypatch.setattr(module, "_CACHE_MAX", 3)
+    fresh = build_from_anchors(load_csv(REFERENCE, "310106").anchors)
+    points = [(a.lon, a.lat) for a in load_csv(REFERENCE, "310106").anchors[:20]]
+    assert [_unit(fresh, *p) for p in points] == [_unit(territory, *p) for p in points]
+    assert len(fresh._cells) <= 3
