@@ -45,6 +45,10 @@ from services.district.workflow import Context
 
 __all__ = ["CLOCK", "POOL", "SETTINGS", "WORKFLOW", "create_app"]
 
+#: a parked message is adopted by a case that exists once it has waited this long (until then
+#: the batch that opens the case applies it itself)
+ADOPT_AFTER = timedelta(seconds=5)
+
 
 def create_app(
     settings: Settings, metrics: Metrics | None = None, clock: Clock | None = None
@@ -112,14 +116,6 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     app[TIMERS] = TimerWorker(
         app[POOL], app[WORKFLOW], app[PUBLISHER].submit, app[CLOCK], s.district_code
     )
-    app[PARKED] = ParkedSweeper(  # parked actions whose case never came: dead-lettered
-        app[POOL],
-        metrics,
-        app[PUBLISHER].submit,
-        app[CLOCK],
-        s.district_code,
-        max_age=timedelta(days=s.parked_max_days),
-    )
     yield
     await producer.stop()
 
@@ -141,6 +137,15 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
         on_commit=app[PUBLISHER].submit,
         clock=app[CLOCK],
         duplicates=DuplicatePolicy(s.merge_radius_m, timedelta(hours=s.merge_window_h)),
+    )
+    app[PARKED] = ParkedSweeper(  # parked actions: adopted by their case, or dead-lettered
+        app[POOL],
+        metrics,
+        app[PUBLISHER].submit,
+        app[CLOCK],
+        s.district_code,
+        adopt=lambda: intake.adopt(ADOPT_AFTER),
+        max_age=timedelta(days=s.parked_max_days),
     )
     kafka = make_consumer(s, "district", *topics.INBOUND)
     app[CONSUMER] = BatchConsumer(

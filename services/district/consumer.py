@@ -6,7 +6,7 @@ import copy
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -103,6 +103,32 @@ class Intake(BatchHandler):
             pending = await queries.save(conn, batch.changes)
         self._after_commit(batch, pending)
 
+    async def adopt(self, older_than: timedelta, limit: int = 500) -> int:
+        """Apply parked messages whose case exists after all: it opened in a transaction that
+        ran alongside the one that parked them (another instance's batch), so neither saw the
+        other. Cases another transaction holds are left for the next pass. Returns how many
+        were applied or dead-lettered."""
+        now = self.clock.now()
+        batch = _Batch()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await iq.orphans(conn, self.district_code, now - older_than, limit)
+            parsed: list[tuple[int, Record, Command]] = []
+            for row_id, record in rows:
+                try:
+                    parsed.append((row_id, record, parse(record, now)))
+                except Invalid as exc:  # cannot happen for a message parsed before; kept safe
+                    batch.changes.unparked.append(row_id)
+                    self._dead(batch, record, exc.kind, exc.detail, "invalid")
+            cmds = [cmd for _, _, cmd in parsed]
+            await self._load(conn, batch, cmds, now, skip_locked=True)
+            for row_id, record, cmd in parsed:
+                if batch.find(cmd.case_lookup()) is not None:
+                    batch.changes.unparked.append(row_id)
+                    self._apply(batch, record, cmd, now, iter(()))
+            pending = await queries.save(conn, batch.changes)
+        self._after_commit(batch, pending)
+        return len(batch.changes.unparked)
+
     async def poison(self, record: Record, error: BaseException) -> None:
         batch = _Batch()
         self._dead(batch, record, "internal_error", repr(error), "invalid")
@@ -111,7 +137,13 @@ class Intake(BatchHandler):
         self._after_commit(batch, pending)
 
     async def _load(
-        self, conn: asyncpg.Connection, batch: _Batch, cmds: list[Command], now: datetime
+        self,
+        conn: asyncpg.Connection,
+        batch: _Batch,
+        cmds: list[Command],
+        now: datetime,
+        *,
+        skip_locked: bool = False,
     ) -> None:
         """Lock the cases the batch touches: by number, by reference (a merged report's too),
         and the open cases new reports may duplicate (one query each for the whole batch)."""
@@ -128,10 +160,14 @@ class Intake(BatchHandler):
             since = now - self.duplicates.window
             nearby = await iq.nearby_open_cases(conn, self.district_code, probes, since)
         numbers = [x for x in lookups if isinstance(x, str)]
-        for case in await queries.lock_cases(conn, [*numbers, *joined.values(), *nearby], refs):
+        found = await queries.lock_cases(
+            conn, [*numbers, *joined.values(), *nearby], refs, skip_locked=skip_locked
+        )
+        for case in found:
             batch.add(case)
         for ref, case_no in joined.items():
-            batch.by_ref[ref] = batch.by_no[case_no]
+            if case_no in batch.by_no:  # (a case skipped as locked is not in the batch)
+                batch.by_ref[ref] = batch.by_no[case_no]
 
     def _duplicate_key(self, cmd: Command) -> tuple[str, float, float] | None:
         assert isinstance(cmd.message, WorkOrder | Report)

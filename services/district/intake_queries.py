@@ -102,6 +102,28 @@ async def parked_for(
     return out
 
 
+async def orphans(
+    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
+) -> list[tuple[int, Record]]:
+    """Parked messages (received before `before`) whose case exists after all, by number, by
+    reference or as a merged report; locked (SKIP LOCKED), in the order they arrived."""
+    rows = await conn.fetch(
+        "SELECT p.* FROM parked_messages p,"
+        " LATERAL (SELECT split_part(p.lookup, ':', 1) AS source,"
+        "   substr(p.lookup, strpos(p.lookup, ':') + 1) AS ref) AS l"
+        " WHERE p.district_code = $1 AND p.received_at < $2 AND ("
+        "  EXISTS (SELECT 1 FROM cases c WHERE c.case_no = p.lookup)"
+        "  OR EXISTS (SELECT 1 FROM cases c WHERE c.source = l.source AND c.source_ref = l.ref)"
+        "  OR EXISTS (SELECT 1 FROM case_reporters r"
+        "   WHERE r.source = l.source AND r.source_ref = l.ref))"
+        " ORDER BY p.id LIMIT $3 FOR UPDATE OF p SKIP LOCKED",
+        district_code,
+        before,
+        limit,
+    )
+    return [(r["id"], as_record(r)) for r in rows]
+
+
 async def take_expired(
     conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
 ) -> list[Record]:

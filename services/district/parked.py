@@ -1,11 +1,18 @@
-"""Messages parked for a case that never came: after the configured age (default 7 days) a
-periodic sweep dead-letters them as `unknown_case`, original bytes and source offset kept.
-Several instances may sweep at once: rows are claimed with SKIP LOCKED, each letter goes once."""
+"""Parked messages after the fact.
+
+- A message parked while its case was opening in a concurrent transaction (another instance's
+  batch) finds its case within seconds: every `adopt_every_s` the sweeper has the intake apply
+  parked messages whose case exists now (`Intake.adopt`).
+- A message whose case never came is dead-lettered as `unknown_case` after the configured age
+  (default 7 days), original bytes and source offset kept.
+
+Several instances may sweep at once: rows are claimed with SKIP LOCKED, each goes once."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
@@ -28,18 +35,27 @@ class ParkedSweeper:
         clock: Clock,
         district_code: str,
         *,
+        adopt: Callable[[], Awaitable[int]] | None = None,
         max_age: timedelta = timedelta(days=7),
         batch: int = 500,
         every_s: float = 30.0,
+        adopt_every_s: float = 2.0,
     ) -> None:
         self.pool, self.metrics, self.submit, self.clock = pool, metrics, submit, clock
-        self.district_code, self.max_age = district_code, max_age
-        self.batch, self.every_s = batch, every_s
+        self.district_code, self.max_age, self.adopt = district_code, max_age, adopt
+        self.batch, self.every_s, self.adopt_every_s = batch, every_s, adopt_every_s
 
     async def run(self) -> None:
+        next_sweep = 0.0
         while True:
-            if await self.sweep() < self.batch:
-                await asyncio.sleep(self.every_s)
+            busy = self.adopt is not None and await self.adopt() > 0
+            if time.monotonic() >= next_sweep:
+                if await self.sweep() < self.batch:
+                    next_sweep = time.monotonic() + self.every_s
+                else:
+                    busy = True
+            if not busy:
+                await asyncio.sleep(self.adopt_every_s)
 
     async def sweep(self) -> int:
         """One pass: dead-letter up to `batch` expired parked messages; return how many."""

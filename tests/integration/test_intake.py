@@ -5,6 +5,7 @@ case nearby (and split out again), and the caller's phone revealed to the holdin
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,6 +107,38 @@ async def test_an_urge_before_its_dispatch_waits_and_is_applied_once(settings: S
         await t.publish(topics.TASK_FEEDBACK, bogus["task_id"], bogus)
         [letter] = await t.wait_for(topics.DEADLETTER, lambda m: True, "refused feedback")
         assert letter["error"]["kind"] == "refused" and await parked_rows(settings) == 0
+
+
+async def test_an_action_parked_beside_its_opening_batch_is_adopted(settings: Settings) -> None:
+    """Two instances: one opens the case while the other, not seeing it yet, parks an urge for
+    it; neither batch sees the other's. The parked urge is applied within seconds."""
+    async with running(district_app(settings)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, SMOKE, ORDERS[SMOKE])
+        [task] = await t.wait_for(
+            topics.task_topic(BUREAU), lambda m: m["case"]["source_ref"] == SMOKE, "the task"
+        )
+        raw = json.dumps(urge()).encode()
+        conn = await asyncpg.connect(settings.database_url)
+        try:  # what the other instance's batch committed
+            await conn.execute(
+                "INSERT INTO parked_messages (district_code, lookup, topic, kafka_partition,"
+                " kafka_offset, key, value, timestamp_ms, received_at)"
+                " VALUES ('310106', $1, $2, 0, 42, $3, $4, NULL, now() - interval '10 s')",
+                f"hotline12345:{SMOKE}",
+                topics.WORKORDERS,
+                SMOKE.encode(),
+                raw,
+            )
+        finally:
+            await conn.close()
+        [urged] = await t.wait_for(
+            topics.task_topic(BUREAU), lambda m: m["kind"] == "urged", "urged task"
+        )
+        assert urged["case_no"] == task["case_no"] and urged["note"] == "市民催办"
+        assert await parked_rows(settings) == 0
+        detail = await case(district, task["case_no"])
+        assert [e["type"] for e in detail["timeline"]] == ["opened", "dispatched", "urged"]
+        assert not await t.read(topics.DEADLETTER)
 
 
 async def test_a_duplicate_joins_the_open_case_and_can_be_split_out(settings: Settings) -> None:
