@@ -19,9 +19,11 @@ anchors (`build_from_anchors`):
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import shapely
 import shapely.errors
 from shapely import affinity
@@ -32,9 +34,12 @@ from services.district.geo import EARTH_RADIUS_M, Anchor, Located
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
 #: the lookup cache's cell: 0.0005 degrees, about 55 m by 47 m at Shanghai's latitude
+#: the lookup grid's cell: 0.0005 degrees (about 55 m by 47 m at Shanghai's latitude), larger
+#: when the territory is so wide that the grid would exceed `_GRID_MAX_CELLS`
 _CELL_DEG = 0.0005
+_GRID_MAX_CELLS = 400_000  # 1.6 MB of grid; a district needs about 35,000
 _CELL_PAD = 1e-9  # a cell's box is padded by this much so rounding cannot leave a point out
-_CACHE_MAX = 500_000  # cells remembered before the cache starts over (about 100 MB at most)
+_OUTSIDE, _BORDER = -1, -2
 _QUAD_SEGS = 16  # a disk is a 64-gon: at 1 km its edge lies within 1.2 m of the circle
 
 
@@ -42,9 +47,9 @@ class Territory:
     """Which street's polygon contains a point. Parts are kept in the order given, and a point
     on a border shared by several streets goes to the first of them.
 
-    Lookups go through a cache of small grid cells, filled as points arrive: a cell that lies
-    wholly inside one part (or touches none) answers without any geometry; a cell that a
-    border crosses remembers the parts it touches, and only those are tested exactly.
+    Lookups go through a grid of small cells over the territory, computed up front: a cell
+    that lies wholly inside one part (or touches none) answers without any geometry; in a cell
+    that a border crosses, only the parts touching it are tested exactly.
     """
 
     def __init__(self, areas: Iterable[tuple[str, BaseGeometry]]) -> None:
@@ -60,8 +65,7 @@ class Territory:
         self._parts = parts
         shapely.prepare(parts)
         self._tree = shapely.STRtree(parts)
-        #: cell -> the street code of a cell inside one part, or the parts the cell touches
-        self._cells: dict[tuple[int, int], str | tuple[int, ...]] = {}
+        self._grid = _Grid(parts, self._tree)
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -77,32 +81,14 @@ class Territory:
         """The street whose territory contains the WGS-84 point, or None: outside the district."""
         if not (math.isfinite(lon) and math.isfinite(lat)):
             return None
-        key = (math.floor(lon / _CELL_DEG), math.floor(lat / _CELL_DEG))
-        cell = self._cells.get(key)
-        if cell is None:
-            if len(self._cells) >= _CACHE_MAX:
-                self._cells.clear()
-            cell = self._cells[key] = self._cell(*key)
-        if isinstance(cell, str):
-            return Located(unit_code=cell, distance_m=0.0)
-        for i in cell:
-            if shapely.intersects_xy(self._parts[i], lon, lat):
-                return Located(unit_code=self._codes[i], distance_m=0.0)
+        found = self._grid.cell(lon, lat)
+        if found >= 0:
+            return Located(unit_code=self._codes[found], distance_m=0.0)
+        if found == _BORDER:
+            for i in self._grid.touching(lon, lat):
+                if shapely.intersects_xy(self._parts[i], lon, lat):
+                    return Located(unit_code=self._codes[i], distance_m=0.0)
         return None
-
-    def _cell(self, x: int, y: int) -> str | tuple[int, ...]:
-        """What a cell holds: the street code when one part covers the whole (padded) cell and
-        no other part touches it, otherwise the parts that touch it, in order."""
-        box = shapely.box(
-            x * _CELL_DEG - _CELL_PAD,
-            y * _CELL_DEG - _CELL_PAD,
-            (x + 1) * _CELL_DEG + _CELL_PAD,
-            (y + 1) * _CELL_DEG + _CELL_PAD,
-        )
-        touching = tuple(sorted(int(i) for i in self._tree.query(box, predicate="intersects")))
-        if len(touching) == 1 and self._parts[touching[0]].covers(box):
-            return self._codes[touching[0]]
-        return touching
 
     def to_geojson(self) -> dict[str, Any]:
         """A FeatureCollection with one feature per street, e.g. to review generated territories
@@ -113,6 +99,61 @@ class Territory:
             if (area := self.area(code)) is not None
         ]
         return {"type": "FeatureCollection", "features": features}
+
+
+class _Grid:
+    """Cells over the parts' bounds, each holding the one part that covers the whole (padded)
+    cell while no other part touches it, `_OUTSIDE` when no part touches it, or `_BORDER`
+    with the parts that touch it, in order."""
+
+    def __init__(self, parts: Sequence[BaseGeometry], tree: shapely.STRtree) -> None:
+        min_x, min_y, max_x, max_y = (float(v) for v in shapely.total_bounds(parts))
+        width, height = max_x - min_x, max_y - min_y
+        self.d = _CELL_DEG
+        while (int(width / self.d) + 3) * (int(height / self.d) + 3) > _GRID_MAX_CELLS:
+            self.d *= 1.05
+        self.x0, self.y0 = min_x - self.d, min_y - self.d
+        self.nx, self.ny = int(width / self.d) + 3, int(height / self.d) + 3
+        self.cells = array("i", [_OUTSIDE]) * (self.nx * self.ny)
+        self.border: dict[int, tuple[int, ...]] = {}
+        owners = np.asarray(parts, dtype=object)
+        rows = max(1, 20_000 // self.nx)  # boxes built per step
+        for y in range(0, self.ny, rows):
+            self._fill(tree, owners, y, min(y + rows, self.ny))
+
+    def _fill(self, tree: shapely.STRtree, parts: Any, y_from: int, y_to: int) -> None:
+        grid_x, grid_y = np.meshgrid(np.arange(self.nx), np.arange(y_from, y_to))
+        ix, iy = grid_x.ravel(), grid_y.ravel()
+        x, y = self.x0 + ix * self.d, self.y0 + iy * self.d
+        pad = _CELL_PAD
+        boxes = shapely.box(x - pad, y - pad, x + self.d + pad, y + self.d + pad)
+        box_i, part_i = tree.query(boxes, predicate="intersects")
+        touching: dict[int, list[int]] = {}
+        for b, p in zip(box_i.tolist(), part_i.tolist(), strict=True):
+            touching.setdefault(b, []).append(p)
+        alone = [(b, ps[0]) for b, ps in touching.items() if len(ps) == 1]
+        covered = shapely.covers(parts[[p for _, p in alone]], boxes[[b for b, _ in alone]])
+        whole = {b: p for (b, p), c in zip(alone, covered.tolist(), strict=True) if c}
+        for b, ps in touching.items():
+            cell = int(iy[b]) * self.nx + int(ix[b])
+            if b in whole:
+                self.cells[cell] = whole[b]
+            else:
+                self.cells[cell] = _BORDER
+                self.border[cell] = tuple(sorted(ps))
+
+    def _index(self, lon: float, lat: float) -> int | None:
+        x, y = math.floor((lon - self.x0) / self.d), math.floor((lat - self.y0) / self.d)
+        return y * self.nx + x if 0 <= x < self.nx and 0 <= y < self.ny else None
+
+    def cell(self, lon: float, lat: float) -> int:
+        """The part covering the point's cell, `_OUTSIDE`, or `_BORDER`."""
+        i = self._index(lon, lat)
+        return _OUTSIDE if i is None else self.cells[i]
+
+    def touching(self, lon: float, lat: float) -> tuple[int, ...]:
+        i = self._index(lon, lat)
+        return () if i is None else self.border.get(i, ())
 
 
 def build_from_anchors(

@@ -327,7 +327,7 @@ def _border_points(territory: Territory, rng: random.Random, n: int) -> list[tup
     return out
 
 
-def test_lookups_through_the_cell_cache_match_a_brute_force_scan(
+def test_lookups_through_the_grid_match_a_brute_force_scan(
     territory: Territory, city: Territory
 ) -> None:
     rng = random.Random(8)
@@ -336,17 +336,16 @@ def test_lookups_through_the_cell_cache_match_a_brute_force_scan(
         points = _border_points(t, rng, 12)
         points += [(p[0] + 0.0002, p[1] - 0.0002) for p in points]  # cells beside the border
         expected = [_brute_force(areas, *p) for p in points]
-        assert [_unit(t, *p) for p in points] == expected  # cells filled on the way
-        assert [_unit(t, *p) for p in reversed(points)] == expected[::-1]  # from the cache
+        assert [_unit(t, *p) for p in points] == expected
 
 
-def test_the_cell_cache_starts_over_when_full(
+def test_a_wide_territory_gets_coarser_cells_and_the_same_answers(
     territory: Territory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import services.district.territory as module
 
-    monkeypatch.setattr(module, "_CACHE_MAX", 3)
-    fresh = build_from_anchors(load_csv(REFERENCE, "310106").anchors)
-    points = [(a.lon, a.lat) for a in load_csv(REFERENCE, "310106").anchors[:20]]
-    assert [_unit(fresh, *p) for p in points] == [_unit(territory, *p) for p in points]
-    assert len(fresh._cells) <= 3
+    monkeypatch.setattr(module, "_GRID_MAX_CELLS", 2000)
+    coarse = build_from_anchors(load_csv(REFERENCE, "310106").anchors)
+    assert len(coarse._grid.cells) <= 2000 < len(territory._grid.cells)
+    points = _border_points(territory, random.Random(9), 12)
+    assert [_unit(coarse, *p) for p in points] == [_unit(territory, *p) for p in points]
