@@ -34,7 +34,10 @@ from feedgen import FeedGenerator
 from contracts import topics
 from services.bootstrap import bootstrap
 from services.common.config import ROOT, Settings
+from services.common.consumer import lanes
 from services.common.http import GC_THRESHOLD
+from services.common.kafka import PARTITIONS
+from services.common.outbox import partition
 from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
 
 OUT = ROOT / "bench-results"
@@ -273,8 +276,9 @@ async def bench_timers(settings: Settings) -> float:
 
 async def bench_intake(settings: Settings, n: int, seed: int) -> float:
     """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
-    path (`Intake.handle` on records fetched beforehand, against the real database, duplicate
-    merging off), with publishing excluded (the outbox rows stay for the sweeper)."""
+    path (`Intake.handle` on records fetched beforehand, in the consumer's lanes, against the
+    real database, duplicate merging off), with publishing excluded (the outbox rows are
+    removed, untimed)."""
     from aiokafka.structs import ConsumerRecord
 
     from services.common import db
@@ -288,10 +292,20 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
     from services.district.workcal import WorkCalendar
     from services.district.workflow import Context
 
-    stamp = int(time.time() * 1000)
-    records = [
+    stamp, parts = int(time.time() * 1000), list(range(PARTITIONS))
+    records = [  # on the partitions Kafka's producer would pick for their keys
         ConsumerRecord(
-            topics.WORKORDERS, 0, i, stamp, 0, key, value, None, len(key), len(value), ()
+            topics.WORKORDERS,
+            partition(key, parts),
+            i,
+            stamp,
+            0,
+            key,
+            value,
+            None,
+            len(key),
+            len(value),
+            (),
         )
         for i, (key, value) in enumerate(dispatchable_orders(n, seed))
     ]
@@ -318,8 +332,11 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
         gc.freeze()
         size, elapsed = settings.batch_max_records, 0.0
         for i in range(0, n, size):
-            started = time.perf_counter()
-            await intake.handle(records[i : i + size])
+            by_part: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+            for r in records[i : i + size]:
+                by_part.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+            started = time.perf_counter()  # the batch in lanes, as the district consumer runs it
+            await asyncio.gather(*(intake.handle(g) for g in lanes(by_part, settings.intake_lanes)))
             elapsed += time.perf_counter() - started
             async with pool.acquire() as conn:  # untimed: leave nothing for the sweepers
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", written)

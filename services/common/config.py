@@ -29,6 +29,8 @@ class Settings:
     )
     batch_max_records: int = field(default_factory=lambda: int(_env("BATCH_MAX_RECORDS", "2000")))
     outbox_batch: int = field(default_factory=lambda: int(_env("OUTBOX_BATCH", "2000")))
+    #: partitions of one consumed batch handled concurrently, each in its own transaction
+    intake_lanes: int = field(default_factory=lambda: int(_env("INTAKE_LANES", "2")))
     db_pool_size: int = field(default_factory=lambda: int(_env("DB_POOL_SIZE", "8")))
     phone_key: str = field(default_factory=lambda: _env("PHONE_KEY", ""))
     phone_key_file: str = field(

@@ -2,7 +2,9 @@
 
 Retriable errors (database or broker unavailable) retry the same batch with backoff. Any other
 error splits the batch down to the record that causes it, which the handler dead-letters, so a
-poison message never blocks a partition and never crash-loops the service.
+poison message never blocks a partition and never crash-loops the service. A batch can be
+handled in several lanes of whole partitions at once (`lanes`), so that database round trips
+overlap with computing; offsets are committed once every lane is done.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from services.common.lag import LagGauge
 from services.common.metrics import Metrics
@@ -54,9 +56,10 @@ class BatchConsumer:
         name: str,
         *,
         max_records: int = 2000,
+        lanes: int = 1,
     ) -> None:
         self.consumer, self.handler, self.metrics, self.name = consumer, handler, metrics, name
-        self.max_records = max_records
+        self.max_records, self.lanes = max_records, lanes
         self.ready = False
         self.lag = LagGauge(consumer, metrics.consumer_lag, name)
 
@@ -68,8 +71,7 @@ class BatchConsumer:
                 self.ready = True
                 if batch:
                     started = time.perf_counter()
-                    records = [r for part in batch.values() for r in part]
-                    await self._apply(records)
+                    await asyncio.gather(*(self._apply(lane) for lane in lanes(batch, self.lanes)))
                     await self.consumer.commit(
                         {tp: part[-1].offset + 1 for tp, part in batch.items()}
                     )
@@ -101,6 +103,16 @@ class BatchConsumer:
             log.warning("batch failed; splitting", extra={"size": len(records), "error": repr(exc)})
             await self._split_on_error(records[:half])
             await self._split_on_error(records[half:])
+
+
+def lanes(batch: Mapping[TopicPartition, list[Record]], n: int) -> list[list[Record]]:
+    """The batch in up to `n` groups of whole partitions (each partition's order kept), balanced
+    by size. Each group is its own transaction: while one waits for the database, the next one
+    computes."""
+    out: list[list[Record]] = [[] for _ in range(max(1, min(n, len(batch))))]
+    for part in sorted(batch.values(), key=len, reverse=True):
+        min(out, key=len).extend(part)
+    return out
 
 
 async def _retrying(step: Callable[[], Awaitable[None]]) -> None:

@@ -149,7 +149,7 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
     )
     kafka = make_consumer(s, "district", *topics.INBOUND)
     app[CONSUMER] = BatchConsumer(
-        kafka, intake, metrics, "district", max_records=s.batch_max_records
+        kafka, intake, metrics, "district", max_records=s.batch_max_records, lanes=s.intake_lanes
     )
     yield
 
