@@ -105,11 +105,16 @@ class BatchConsumer:
             await self._split_on_error(records[half:])
 
 
+#: fewer records than this per lane are not worth another transaction's round trips
+MIN_LANE = 100
+
+
 def lanes(batch: Mapping[TopicPartition, list[Record]], n: int) -> list[list[Record]]:
     """The batch in up to `n` groups of whole partitions (each partition's order kept), balanced
-    by size. Each group is its own transaction: while one waits for the database, the next one
-    computes."""
-    out: list[list[Record]] = [[] for _ in range(max(1, min(n, len(batch))))]
+    by size, at least `MIN_LANE` records each. Each group is its own transaction: while one
+    waits for the database, the next one computes."""
+    total = sum(len(part) for part in batch.values())
+    out: list[list[Record]] = [[] for _ in range(max(1, min(n, len(batch), total // MIN_LANE)))]
     for part in sorted(batch.values(), key=len, reverse=True):
         min(out, key=len).extend(part)
     return out
