@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -320,8 +321,8 @@ class Intake(BatchHandler):
     def _after_commit(self, batch: _Batch, pending: outbox.Pending) -> None:
         for fn in batch.changes.after_commit:
             fn()
-        for feed, outcome in batch.outcomes:
-            self.metrics.intake_messages.labels(feed, outcome).inc()
+        for (feed, outcome), n in Counter(batch.outcomes).items():
+            self.metrics.intake_messages.labels(feed, outcome).inc(n)
         self.on_commit(pending)
 
 

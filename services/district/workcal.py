@@ -85,6 +85,8 @@ class WorkCalendar:
 
     def to_local(self, moment: datetime) -> datetime:
         """`moment` in the calendar's zone; ValueError for a naive datetime."""
+        if moment.tzinfo is self.tz:
+            return moment
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise ValueError(f"timezone-aware datetime required, got naive {moment!r}")
         return moment.astimezone(self.tz)
