@@ -52,6 +52,22 @@ def probe(category_code: str, lon: float, lat: float, radius_m: float) -> Probe:
     return Probe(category_code, lon, lat, lon - dlon, lon + dlon, lat - dlat, lat + dlat)
 
 
+#: the grid cell of `cases.geo_cell`, in degrees (deploy/migrations/025_nearby_cells.sql)
+CELL_DEG = 0.002
+
+
+def cell_of(lon: float, lat: float) -> int:
+    """The grid cell id `cases.geo_cell` gives a point (the same formula as the column)."""
+    return math.floor(lon / CELL_DEG) * 1_000_000 + math.floor(lat / CELL_DEG)
+
+
+def cells(p: Probe) -> list[int]:
+    """The grid cells the probe's box overlaps: where its candidates can be."""
+    xs = range(math.floor(p.min_lon / CELL_DEG), math.floor(p.max_lon / CELL_DEG) + 1)
+    ys = range(math.floor(p.min_lat / CELL_DEG), math.floor(p.max_lat / CELL_DEG) + 1)
+    return [x * 1_000_000 + y for x in xs for y in ys]
+
+
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     """Great-circle distance (haversine), in metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)

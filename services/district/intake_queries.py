@@ -12,7 +12,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.common.consumer import Record
 from services.common.sql import Batch, Table
-from services.district.duplicates import JOINABLE, Probe
+from services.district.duplicates import JOINABLE, Probe, cells
 from services.district.model import ParkedRec
 
 REPORTERS = Table(
@@ -63,27 +63,37 @@ async def reporter_cases(
 async def nearby_open_cases(
     conn: asyncpg.Connection, district_code: str, probes: Sequence[Probe], since: datetime
 ) -> list[str]:
-    """Open cases of each probe's category, opened since `since`, inside its box: one query
-    for the whole batch, on the `cases_nearby` index."""
-    if not probes:
+    """Open cases of each probe's category, opened since `since`, inside its box (the exact
+    distance is checked by `find_duplicate`): one query for the whole batch, one index lookup
+    per (category, grid cell the boxes overlap) on `cases_nearby_cell`, so its cost does not
+    grow with the number of open cases; the boxes are applied here."""
+    by_cell: dict[tuple[str, int], list[Probe]] = {}
+    for p in probes:
+        for cell in cells(p):
+            by_cell.setdefault((p.category_code, cell), []).append(p)
+    if not by_cell:
         return []
+    wanted = sorted(by_cell)
     rows = await conn.fetch(
-        "SELECT DISTINCT c.case_no FROM unnest($2::text[], $3::float8[], $4::float8[],"
-        " $5::float8[], $6::float8[]) AS p(category_code, min_lon, max_lon, min_lat, max_lat)"
-        " JOIN cases c ON c.district_code = $1 AND c.category_code = p.category_code"
-        "  AND c.opened_at >= $7"
+        "SELECT c.case_no, c.category_code, c.geo_cell, c.lon, c.lat"
+        " FROM unnest($2::text[], $3::int8[]) AS u(category, cell)"
+        " JOIN cases c ON c.district_code = $1 AND c.category_code = u.category"
+        "  AND c.geo_cell = u.cell AND c.opened_at >= $4"
         "  AND c.state NOT IN ('closed', 'not_ours', 'withdrawn', 'merged', 'rejected',"
-        "   'resolved')"
-        "  AND c.lon BETWEEN p.min_lon AND p.max_lon AND c.lat BETWEEN p.min_lat AND p.max_lat",
+        "   'resolved')",
         district_code,
-        [p.category_code for p in probes],
-        [p.min_lon for p in probes],
-        [p.max_lon for p in probes],
-        [p.min_lat for p in probes],
-        [p.max_lat for p in probes],
+        [category for category, _ in wanted],
+        [cell for _, cell in wanted],
         since,
     )
-    return [r["case_no"] for r in rows]
+    return [
+        r["case_no"]
+        for r in rows
+        if any(
+            p.min_lon <= r["lon"] <= p.max_lon and p.min_lat <= r["lat"] <= p.max_lat
+            for p in by_cell[(r["category_code"], r["geo_cell"])]
+        )
+    ]
 
 
 async def parked_for(

@@ -15,6 +15,7 @@ from contracts import topics
 from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.district.app import create_app as district_app
+from services.district.duplicates import cell_of
 from services.district.keys import PARKED
 from services.district.model import case_number
 from tests.support import Service, Topics, running, samples, wait_until
@@ -139,6 +140,30 @@ async def test_an_action_parked_beside_its_opening_batch_is_adopted(settings: Se
         detail = await case(district, task["case_no"])
         assert [e["type"] for e in detail["timeline"]] == ["opened", "dispatched", "urged"]
         assert not await t.read(topics.DEADLETTER)
+
+
+async def test_the_stored_grid_cell_is_the_one_duplicate_search_computes(
+    settings: Settings,
+) -> None:
+    """`cases.geo_cell` (generated in SQL) and `duplicates.cell_of` must agree, or 并案 would
+    look in the wrong cells."""
+    async with running(district_app(settings)), Topics(settings) as t:
+        for no, order in ORDERS.items():
+            await t.publish(topics.WORKORDERS, no, order)
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+
+            expected = sum(1 for o in ORDERS.values() if o.get("location"))
+
+            async def located() -> bool:
+                n = await conn.fetchval("SELECT count(*) FROM cases WHERE lon IS NOT NULL")
+                return int(n) == expected
+
+            await wait_until(located, "every located sample order's case")
+            rows = await conn.fetch("SELECT lon, lat, geo_cell FROM cases WHERE lon IS NOT NULL")
+        finally:
+            await conn.close()
+        assert rows and all(r["geo_cell"] == cell_of(r["lon"], r["lat"]) for r in rows)
 
 
 async def test_a_duplicate_joins_the_open_case_and_can_be_split_out(settings: Settings) -> None:

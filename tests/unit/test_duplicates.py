@@ -61,3 +61,20 @@ def test_the_probe_box_holds_the_whole_radius() -> None:
     assert distance_m(LON, LAT, p.max_lon, LAT) >= 99.9
     assert distance_m(LON, LAT, LON, p.max_lat) >= 99.9
     assert p.min_lon < LON < p.max_lon and p.min_lat < LAT < p.max_lat
+
+
+def test_the_cells_of_a_probe_hold_every_point_of_its_box() -> None:
+    import random
+
+    from services.district.duplicates import cell_of, cells
+
+    rng = random.Random(4)
+    for _ in range(500):
+        lon, lat = rng.uniform(-179, 179), rng.uniform(-80, 80)
+        p = probe("c", lon, lat, rng.choice([10.0, 100.0, 250.0, 1000.0]))
+        found = set(cells(p))
+        for _ in range(20):
+            x, y = rng.uniform(p.min_lon, p.max_lon), rng.uniform(p.min_lat, p.max_lat)
+            assert cell_of(x, y) in found
+        for x, y in ((p.min_lon, p.min_lat), (p.max_lon, p.max_lat)):
+            assert cell_of(x, y) in found
