@@ -67,6 +67,7 @@ def table(name: str) -> Table:
     return Table(
         name,
         {"shard": "int2", "topic": "text", "key": "bytea", "value": "bytea", "origin_ms": "int8"},
+        "outbox_row",  # every outbox table has these columns
     )
 
 

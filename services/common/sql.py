@@ -1,7 +1,13 @@
-"""Set-based writes: many rows of several tables in one statement (one round trip)."""
+"""Set-based writes: many rows of several tables in one statement (one round trip).
+
+Rows travel as one array parameter of a composite type per table (`Table.row_type`, created
+by a migration with the table's columns in the same order): asyncpg encodes such an array
+row by row, in C, where an array per column costs a check per value.
+"""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,42 +15,48 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Table:
-    """A table's writable columns and their PostgreSQL types, for `unnest`-based statements."""
+    """A table's writable columns with their PostgreSQL types, and the composite type that
+    carries its rows (`row_type`: those columns, in this order; "" for a table only deleted
+    from)."""
 
     name: str
     columns: Mapping[str, str]
+    row_type: str = ""
 
-    def arrays(self, rows: Sequence[Any], names: Sequence[str] | None = None) -> list[list[Any]]:
-        """Column arrays from row objects (attributes named like the columns)."""
-        return [[getattr(r, c) for r in rows] for c in names or self.columns]
+    def __post_init__(self) -> None:
+        if self.row_type and len(self.columns) < 2:  # (attrgetter of one name gives no tuple)
+            raise ValueError(f"{self.name}: a row type needs two columns or more")
+
+    def rows(self, items: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Row tuples from row objects (attributes named like the columns)."""
+        return list(map(operator.attrgetter(*self.columns), items))
 
 
 @dataclass
 class Batch:
-    """Builds one statement of data-modifying CTEs, each fed by `unnest` of array parameters."""
+    """Builds one statement of data-modifying CTEs, each fed by `unnest` of an array of rows."""
 
     parts: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
 
-    def _unnest(self, table: Table, names: Sequence[str], arrays: list[list[Any]]) -> str:
-        start = len(self.args)
-        self.args.extend(arrays)
-        casts = ", ".join(f"${start + i + 1}::{table.columns[c]}[]" for i, c in enumerate(names))
-        return f"unnest({casts}) AS u({', '.join(names)})"
+    def _unnest(self, table: Table, rows: Sequence[Any]) -> str:
+        if not table.row_type:
+            raise ValueError(f"{table.name}: no row type to write rows with")
+        self.args.append(table.rows(rows))
+        return f"unnest(${len(self.args)}::{table.row_type}[]) AS u"
 
     def insert(
         self, table: Table, rows: Sequence[Any], returning: str = "", on_conflict: str = ""
     ) -> str:
-        names = list(table.columns)
-        source = self._unnest(table, names, table.arrays(rows, names))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM {source}"
+        names = ", ".join(table.columns)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {self._unnest(table, rows)}"
         sql += f" ON CONFLICT {on_conflict}" if on_conflict else ""
         return sql + (f" RETURNING {returning}" if returning else "")
 
     def update(self, table: Table, key: str, mutable: Sequence[str], rows: Sequence[Any]) -> str:
-        names = [key, *mutable]
-        source = self._unnest(table, names, table.arrays(rows, names))
+        """Set the `mutable` columns of the rows matched by `key` (whole rows are sent)."""
         sets = ", ".join(f"{c} = u.{c}" for c in mutable)
+        source = self._unnest(table, rows)
         return f"UPDATE {table.name} SET {sets} FROM {source} WHERE {table.name}.{key} = u.{key}"
 
     def delete(self, table: Table, key: str, values: Sequence[Any]) -> str:

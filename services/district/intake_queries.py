@@ -26,6 +26,7 @@ REPORTERS = Table(
         "joined_at": "timestamptz",
         "message": "jsonb",
     },
+    "case_reporters_row",
 )
 PARKED = Table(
     "parked_messages",
@@ -40,6 +41,7 @@ PARKED = Table(
         "timestamp_ms": "int8",
         "received_at": "timestamptz",
     },
+    "parked_messages_row",
 )
 _JOINABLE = sorted(s.value for s in JOINABLE)
 

@@ -55,6 +55,7 @@ CASES = Table(
         "supervised": "bool",
         "returns": "int4",
     },
+    "cases_row",
 )
 MUTABLE_CASE = (
     "state",
@@ -88,6 +89,7 @@ TASKS = Table(
         "resolved_at": _TS,
         "summary": "text",
     },
+    "tasks_row",
 )
 MUTABLE_TASK = (
     "state",
@@ -114,10 +116,12 @@ EVENTS = Table(
         "unit_code": "text",
         "data": "jsonb",
     },
+    "case_events_row",
 )
 TIMERS = Table(
     "task_timers",
     {"task_id": "text", "case_no": "text", "district_code": "text", "next_at": _TS},
+    "task_timers_row",
 )
 COUNTS = Table(
     "case_counts",
@@ -127,6 +131,7 @@ COUNTS = Table(
         "state": "text",
         "n": "int8",
     },
+    "case_counts_row",
 )
 assert set(CASES.columns) == {f.name for f in fields(CaseRec)} - {"tasks", "counted"}
 assert set(TASKS.columns) == {f.name for f in fields(TaskRec)}
