@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,30 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 from feedgen import FeedGenerator
 
 from contracts import topics
 from services.bootstrap import bootstrap
+from services.common import db
 from services.common.config import ROOT, Settings
-from services.common.consumer import lanes
+from services.common.consumer import BatchConsumer, lanes
+from services.common.crypto import load_vault
 from services.common.http import GC_THRESHOLD
-from services.common.kafka import PARTITIONS
-from services.common.outbox import partition
+from services.common.kafka import PARTITIONS, make_consumer, make_producer
+from services.common.metrics import Metrics
+from services.common.outbox import Pending, Publisher, partition
 from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
+from services.district import intake_queries as iq
+from services.district import queries
+from services.district.consumer import Intake, _Batch
+from services.district.deadlines import DeadlinePolicy
+from services.district.decisions import DistrictDesk
+from services.district.duplicates import DuplicatePolicy
+from services.district.intake import Command, parse
+from services.district.model import Changes, case_number, lookup_key
+from services.district.workcal import WorkCalendar
+from services.district.workflow import Context
 
 OUT = ROOT / "bench-results"
 
@@ -314,26 +328,11 @@ async def bench_timers(settings: Settings) -> float:
         _ = due
 
 
-async def bench_intake(settings: Settings, n: int, seed: int) -> float:
-    """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
-    path (`Intake.handle` on records fetched beforehand, in the consumer's lanes, against the
-    real database, duplicate merging off), with publishing excluded (the outbox rows are
-    removed, untimed)."""
-    from aiokafka.structs import ConsumerRecord
-
-    from services.common import db
-    from services.common.crypto import load_vault
-    from services.common.metrics import Metrics
-    from services.district import queries
-    from services.district.consumer import Intake
-    from services.district.deadlines import DeadlinePolicy
-    from services.district.decisions import DistrictDesk
-    from services.district.duplicates import DuplicatePolicy
-    from services.district.workcal import WorkCalendar
-    from services.district.workflow import Context
-
+def _records(orders: list[tuple[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+    """The orders as the district consumer receives them from the work-order topic, on the
+    partitions Kafka's producer would pick for their keys."""
     stamp, parts = int(time.time() * 1000), list(range(PARTITIONS))
-    records = [  # on the partitions Kafka's producer would pick for their keys
+    return [
         ConsumerRecord(
             topics.WORKORDERS,
             partition(key, parts),
@@ -347,27 +346,41 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
             len(value),
             (),
         )
-        for i, (key, value) in enumerate(dispatchable_orders(n, seed))
+        for i, (key, value) in enumerate(orders)
     ]
+
+
+async def _intake(
+    settings: Settings, pool: asyncpg.Pool, on_commit: Callable[[Pending], None]
+) -> Intake:
+    """The district's intake as the service builds it, duplicate merging off (the generated
+    orders cluster around the anchors, as in the service runs)."""
+    async with pool.acquire() as conn:
+        ref = await queries.load_reference(conn, settings.district_code)
+    metrics = Metrics()
+    desk = DistrictDesk(
+        Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics)
+    )
+    return Intake(
+        pool,
+        desk,
+        metrics,
+        settings.district_code,
+        duplicates=DuplicatePolicy(0, timedelta(hours=settings.merge_window_h)),
+        on_commit=on_commit,
+    )
+
+
+async def bench_intake(settings: Settings, n: int, seed: int) -> float:
+    """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
+    path (`Intake.handle` on records fetched beforehand, in the consumer's lanes, against the
+    real database, duplicate merging off), with publishing excluded (the outbox rows are
+    removed, untimed)."""
+    records = _records(dispatchable_orders(n, seed))
     pool = await db.create_pool(settings.database_url, 2)
     try:
-        async with pool.acquire() as conn:
-            ref = await queries.load_reference(conn, settings.district_code)
-        metrics = Metrics()
-        desk = DistrictDesk(
-            Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics)
-        )
-        # merging off, as in the service runs: the generated orders cluster around the anchors
-        policy = DuplicatePolicy(0, timedelta(hours=settings.merge_window_h))
         written: list[int] = []
-        intake = Intake(
-            pool,
-            desk,
-            metrics,
-            settings.district_code,
-            duplicates=policy,
-            on_commit=lambda pending: written.extend(pending.ids),
-        )
+        intake = await _intake(settings, pool, lambda pending: written.extend(pending.ids))
         gc.set_threshold(*GC_THRESHOLD)  # as the service runs (services/common/http.py)
         gc.freeze()
         size, elapsed = settings.batch_max_records, 0.0
@@ -383,6 +396,106 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
             written.clear()
         return n / elapsed
     finally:
+        await pool.close()
+
+
+class Replay(Intake):
+    """The district's intake with every decision made beforehand: per batch it runs the same
+    reads, the same one-statement write and the same after-commit publishing as
+    `Intake.handle`, and computes nothing (no parsing, routing, deadlines or messages)."""
+
+    def __init__(self, intake: Intake, decided: dict[bytes, tuple[Command, Changes]]) -> None:
+        super().__init__(
+            intake.pool,
+            intake.workflow,
+            intake.metrics,
+            intake.district_code,
+            on_commit=intake.on_commit,
+            duplicates=intake.duplicates,
+        )
+        self.decided = decided
+        self.started = 0.0  # when the first batch arrived
+
+    @classmethod
+    def decide(cls, intake: Intake, orders: list[tuple[bytes, bytes]], first_no: int) -> Replay:
+        """Each order's decision, made alone as the intake makes it (untimed)."""
+        now, decided = intake.clock.now(), {}
+        for i, record in enumerate(_records(orders)):
+            cmd, batch = parse(record, now), _Batch()
+            intake._apply(batch, record, cmd, now, iter([first_no + i]))
+            decided[record.key or b""] = (cmd, batch.changes)
+        return cls(intake, decided)
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        self.started = self.started or time.perf_counter()
+        now, changes = self.clock.now(), Changes()
+        cmds = []
+        for r in records:
+            cmd, decided = self.decided[r.key or b""]
+            cmds.append(cmd)
+            for f in fields(Changes):
+                mine, theirs = getattr(changes, f.name), getattr(decided, f.name)
+                if isinstance(mine, dict):
+                    mine.update(theirs)
+                else:
+                    mine.extend(theirs)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await queries.claim_new_keys(conn, [c.key for c in cmds])
+            await self._load(conn, _Batch(), cmds, now)
+            reserved = await queries.next_case_numbers(conn, len(cmds))
+            await iq.parked_for(
+                conn,
+                [lookup_key(c.case_lookup()) for c in cmds]
+                + [case_number(self.district_code, n, now) for n in reserved],
+            )
+            pending = await queries.save(conn, changes)
+        for fn in changes.after_commit:
+            fn()
+        self.on_commit(pending)
+
+
+async def bench_floor(settings: Settings, n: int, seed: int) -> float:
+    """The loop's I/O floor: the district consumer, in this process, with every decision made
+    beforehand (`Replay`): the same lanes, reads, write statement, outbox publishing and offset
+    commits, nothing computed. Timed like the raw loop, from the first batch consumed (the
+    orders published beforehand) until the n-th task is acknowledged by the broker."""
+    orders = dispatchable_orders(n, seed)
+    src = f"bench.floor.in.{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(src, PARTITIONS, 1)])
+    await admin.close()
+    await publish(settings.kafka_bootstrap, src, orders)
+    tasks, all_out = [0], asyncio.Event()
+
+    def published(topic: str, _origin_ms: int | None) -> None:
+        tasks[0] += topic.startswith(topics.TASKS_PREFIX)
+        if tasks[0] >= n:
+            all_out.set()
+
+    pool = await db.create_pool(settings.database_url, 4)
+    producer = make_producer(settings)
+    await producer.start()
+    publisher = Publisher(pool, producer, batch=settings.outbox_batch, on_published=published)
+    intake = await _intake(settings, pool, publisher.submit)
+    replay = Replay.decide(intake, orders, first_no=8_000_000 + (seed % 10) * 100_000)
+    consumer = BatchConsumer(
+        make_consumer(settings, f"floor-{uuid.uuid4().hex[:6]}", src),
+        replay,
+        intake.metrics,
+        "floor",
+        max_records=settings.batch_max_records,
+        lanes=settings.intake_lanes,
+    )
+    running = [asyncio.create_task(publisher.run()), asyncio.create_task(consumer.run())]
+    try:
+        await asyncio.wait_for(all_out.wait(), 600)
+        return n / (time.perf_counter() - replay.started)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await producer.stop()
         await pool.close()
 
 
@@ -523,6 +636,7 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
     out: dict[str, list[float]] = {
         "raw": [],
         "loop": [],
+        "floor": [],
         "p50": [],
         "p99": [],
         "broker_p50": [],
@@ -545,6 +659,7 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
         for i in range(args.repeat):
             out["raw"].append(await bench_raw(settings, args.orders, seed=100 + i))
             out["loop"].append(await bench_throughput(settings, args.orders, seed=i))
+            out["floor"].append(await bench_floor(settings, args.orders, seed=400 + i))
         out["timers"] = [await bench_timers(settings)]
         api = await bench_api(settings, districts[0])
         for name, figures in api.items():
@@ -564,6 +679,11 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     rows = [
         ("raw consume-upsert-produce loop", f"{med['raw']:,.0f} msg/s", ""),
         ("intake -> task (sustained)", f"{med['loop']:,.0f} orders/s", f"{ratio:.2f} x raw"),
+        (
+            "  the same, decisions precomputed",
+            f"{med['floor']:,.0f} orders/s",
+            f"{med['floor'] / med['raw']:.2f} x raw: the loop's I/O alone (its floor)",
+        ),
         (
             "intake only (parse + transaction)",
             f"{med['intake']:,.0f} orders/s",
