@@ -115,6 +115,10 @@ class TaskFeedback(Message):
     requested_until: AwareDatetime | None = None
     result: ResolveResult | None = None
     co_units: list[ShortText] = Field(default_factory=list, max_length=20)
+    #: set by a CityOps desk (the street service's HTTP API): the id of the bearer token the
+    #: operator acted with, recorded beside `actor` in the case record. Absent from platforms
+    #: that publish their own feedback.
+    token_id: ShortText | None = None
 
     def missing_field(self) -> str | None:
         """The field this action requires but lacks, if any."""

@@ -99,6 +99,7 @@ async def _decide(
             case_no,
             lambda case, ch: decide(desk, case, ch),
             request.headers.get("Idempotency-Key"),
+            principal(request).token_id,
         )
     except NotFound:
         return error(404, "not_found", f"no case {case_no}")
@@ -193,7 +194,7 @@ async def split_report(request: web.Request) -> web.Response:
 
     try:
         opened = await request.app[STORE].split(
-            request.match_info["case_no"], body.source_ref, decide
+            request.match_info["case_no"], body.source_ref, decide, principal(request).token_id
         )
     except NotFound as exc:
         return error(404, "not_found", str(exc))
@@ -220,6 +221,7 @@ async def merge_case(request: web.Request) -> web.Response:
             request.match_info["case_no"],
             body.into,
             lambda case, into, ch: desk.merge_case(case, into, body.actor, body.reason, now, ch),
+            principal(request).token_id,
         )
     except NotFound as exc:
         return error(404, "not_found", f"no case {exc}")
@@ -250,6 +252,7 @@ async def reveal_phone(request: web.Request) -> web.Response:
             lambda case, ch: desk.reveal_phone(
                 case, body.unit_code, body.actor, body.reason, now, ch
             ),
+            token_id=who.token_id,
         )
     except NotFound:
         return error(404, "not_found", f"no case {case_no}")
@@ -300,7 +303,9 @@ async def change_rule(request: web.Request) -> web.Response:
             return error(422, "unknown_unit", str(owner))
     rule = Rule(body.category_code, body.owner, body.alt_owner, body.urgency, body.source)
     async with request.app[POOL].acquire() as conn:
-        saved = await queries.change_rule(conn, district, rule, body.actor, body.reason)
+        saved = await queries.change_rule(
+            conn, district, rule, body.actor, body.reason, principal(request).token_id
+        )
         desk.use_rules(await queries.load_rules(conn, district))
     return web.json_response(_rule(saved))
 

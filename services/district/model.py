@@ -174,6 +174,8 @@ class Changes:
     split: list[tuple[str, str]] = field(default_factory=list)  # (source, ref) split out
     parked: list[ParkedRec] = field(default_factory=list)  # to park
     unparked: list[int] = field(default_factory=list)  # parked ids applied or expired
+    #: the API token the decisions were taken under, recorded in each event (None: no API)
+    token_id: str | None = None
 
     def touch(self, case: CaseRec, *tasks: TaskRec) -> None:
         self.cases[case.case_no] = case

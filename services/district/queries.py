@@ -425,17 +425,25 @@ async def rules_version(conn: asyncpg.Connection, district_code: str) -> object:
 
 
 async def change_rule(
-    conn: asyncpg.Connection, district_code: str, rule: Rule, actor: str, reason: str
+    conn: asyncpg.Connection,
+    district_code: str,
+    rule: Rule,
+    actor: str,
+    reason: str,
+    token_id: str | None = None,
 ) -> Rule:
-    """A new version of the rule for (category, urgency, source); the old one is kept."""
+    """A new version of the rule for (category, urgency, source); the old one is kept, with
+    who changed it (the stated actor and the API token it came with)."""
+    key = (district_code, rule.category_code, rule.urgency, rule.source)
     async with conn.transaction():
+        # one change of a rule at a time (the first version has no row to lock yet)
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "routing_rule/" + "/".join(key)
+        )
         current = await conn.fetchval(
             "SELECT max(version) FROM routing_rules WHERE district_code = $1"
-            " AND category_code = $2 AND urgency = $3 AND source = $4 FOR UPDATE",
-            district_code,
-            rule.category_code,
-            rule.urgency,
-            rule.source,
+            " AND category_code = $2 AND urgency = $3 AND source = $4",
+            *key,
         )
         version = (current or 0) + 1
         await conn.execute(
@@ -448,7 +456,8 @@ async def change_rule(
         )
         await conn.execute(
             "INSERT INTO routing_rules (district_code, category_code, urgency, source, owner,"
-            " alt_owner, version, changed_by, reason) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+            " alt_owner, version, changed_by, reason, token_id)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
             district_code,
             rule.category_code,
             rule.urgency,
@@ -458,6 +467,7 @@ async def change_rule(
             version,
             actor,
             reason,
+            token_id,
         )
     return Rule(rule.category_code, rule.owner, rule.alt_owner, rule.urgency, rule.source, version)
 
@@ -466,7 +476,8 @@ async def rule_history(
     conn: asyncpg.Connection, district_code: str, category_code: str
 ) -> list[dict[str, object]]:
     rows = await conn.fetch(
-        f"SELECT {RULE_COLUMNS}, active, changed_by, changed_at, reason FROM routing_rules"
+        f"SELECT {RULE_COLUMNS}, active, changed_by, token_id, changed_at, reason"
+        " FROM routing_rules"
         " WHERE district_code = $1 AND category_code = $2 ORDER BY urgency, source, version",
         district_code,
         category_code,

@@ -27,10 +27,15 @@ class CaseStore:
     def __init__(self, pool: asyncpg.Pool, submit: Callable[[outbox.Pending], None]) -> None:
         self.pool, self.submit = pool, submit
 
-    async def _run(self, work: Callable[[asyncpg.Connection, Changes], Awaitable[T]]) -> T:
+    async def _run(
+        self,
+        work: Callable[[asyncpg.Connection, Changes], Awaitable[T]],
+        token_id: str | None = None,
+    ) -> T:
         """One transaction: `work` locks and decides, then the changes are written; after
-        commit the metrics move and the outbox rows are handed to the publisher."""
-        ch = Changes()
+        commit the metrics move and the outbox rows are handed to the publisher. `token_id`:
+        the API token of an operator's command, recorded in every event it makes."""
+        ch = Changes(token_id=token_id)
         async with self.pool.acquire() as conn, conn.transaction():
             result = await work(conn, ch)
             pending = await queries.save(conn, ch)
@@ -44,6 +49,7 @@ class CaseStore:
         case_no: str,
         decide: Callable[[CaseRec, Changes], T],
         idempotency_key: str | None = None,
+        token_id: str | None = None,
     ) -> T:
         async def work(conn: asyncpg.Connection, ch: Changes) -> T:
             if idempotency_key is not None and not await queries.claim_new_keys(
@@ -55,13 +61,14 @@ class CaseStore:
                 raise NotFound(case_no)
             return decide(cases[0], ch)
 
-        return await self._run(work)
+        return await self._run(work, token_id)
 
     async def apply_pair(
         self,
         case_no: str,
         other_no: str,
         decide: Callable[[CaseRec, CaseRec, Changes], T],
+        token_id: str | None = None,
     ) -> T:
         """A decision on two cases at once (locked together, in case-number order)."""
 
@@ -73,13 +80,14 @@ class CaseStore:
                     raise NotFound(no)
             return decide(found[case_no], found[other_no], ch)
 
-        return await self._run(work)
+        return await self._run(work, token_id)
 
     async def split(
         self,
         case_no: str,
         source_ref: str,
         decide: Callable[[CaseRec, dict[str, Any], int, Changes], T],
+        token_id: str | None = None,
     ) -> T:
         """Take a merged report out of its case: `decide(case, reporter row, new case serial,
         changes)` opens its own case; both cases change in one transaction."""
@@ -94,4 +102,4 @@ class CaseStore:
             [serial] = await queries.next_case_numbers(conn, 1)
             return decide(cases[0], row, serial, ch)
 
-        return await self._run(work)
+        return await self._run(work, token_id)

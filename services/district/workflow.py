@@ -378,7 +378,11 @@ class Workflow:
             FeedbackAction.ESCALATE: self._escalate,
             FeedbackAction.REQUEST_EXTENSION: self._request_extension,
         }[fb.action]
-        handler(case, task, fb, at, ch)
+        held, ch.token_id = ch.token_id, fb.token_id or ch.token_id
+        try:  # the desk's token, when the feedback came through one, goes into each event
+            handler(case, task, fb, at, ch)
+        finally:
+            ch.token_id = held
         self._after(ch, lambda: self.m.task_actions.labels(task.unit_code, fb.action.value).inc())
 
     def _accept(
@@ -538,6 +542,8 @@ class Workflow:
         tasks: tuple[TaskRec, ...],
     ) -> EventRec:
         case.last_seq += 1
+        if ch.token_id is not None:  # the credential behind an operator's stated actor
+            data = {**data, "token_id": ch.token_id}
         rec = EventRec(
             case.case_no,
             case.last_seq,

@@ -96,6 +96,7 @@ async def post_action(request: web.Request) -> web.Response:
             _units(request),
             request.app[PUBLISHER].submit,
             request.headers.get("Idempotency-Key"),
+            principal(request).token_id,
         )
     except DeskError as exc:
         return error(exc.status, exc.reason, exc.detail)

@@ -40,8 +40,10 @@ async def act(
     units: list[str],
     submit: Callable[[outbox.Pending], None],
     feedback_id: str | None = None,
+    token_id: str | None = None,
 ) -> TaskFeedback:
-    """Validate the action against the local task and queue its feedback message."""
+    """Validate the action against the local task and queue its feedback message, which
+    carries the operator's token id (`token_id`) beside the actor the body names."""
     async with pool.acquire() as conn, conn.transaction():
         task = await queries.get_task(conn, task_id, lock=True)
         if task is None or task["unit_code"] not in units:
@@ -58,6 +60,7 @@ async def act(
                     "case_no": task["case_no"],
                     "unit_code": task["unit_code"],
                     "at": datetime.now(UTC).isoformat(),
+                    "token_id": token_id,
                 }
             )
         except ValidationError as exc:

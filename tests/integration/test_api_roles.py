@@ -48,6 +48,11 @@ async def call(
         return r.status, parsed, r.headers
 
 
+def token_id_of(service: Service) -> str:
+    """The id part of `cityops_<id>_<secret>`: what the record keeps of a token."""
+    return (service.token or "").split("_")[1]
+
+
 async def open_case(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
     await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
     [task] = await t.wait_for(
@@ -130,8 +135,16 @@ async def test_district_api_by_role(settings: Settings) -> None:
             assert (await call(who, "PUT", "/api/v1/routing-rules", rule))[0] == 403
         status, body, _ = await call(op, "POST", f"/api/v1/cases/{fumes}/supervise", supervise)
         assert status == 200 and body["supervised"] is True
+        # the record names the token the decision came with, beside the actor it states
+        [event] = [e for e in body["timeline"] if e["type"] == "supervised"]
+        assert (event["actor"], event["data"]["token_id"]) == ("op-1", token_id_of(op))
         status, body, _ = await call(aud, "GET", "/api/v1/routing-rules")
         assert status == 200 and body
+        change = {"actor": "sup-1", "category_code": "0102", "owner": "street", "reason": "核对"}
+        assert (await call(sup, "PUT", "/api/v1/routing-rules", change))[0] == 200
+        status, history, _ = await call(aud, "GET", "/api/v1/routing-rules/0102/history")
+        [now] = [h for h in history if h["active"] and (h["urgency"], h["source"]) == ("*", "*")]
+        assert (now["changed_by"], now["token_id"]) == ("sup-1", token_id_of(sup))
 
         # bad bodies: 400 not JSON, 422 wrong shape, 413 too large; all JSON
         status, body, _ = await call(sup, "POST", f"/api/v1/cases/{fumes}/dispatch", {})
@@ -148,8 +161,7 @@ async def test_district_api_by_role(settings: Settings) -> None:
         assert (status, body["error"]) == (405, "method_not_allowed")
 
         # a revoked token stops working
-        token_id = dept.token.split("_")[1] if dept.token else ""
-        assert await sup.app[TOKENS].revoke(token_id)
+        assert await sup.app[TOKENS].revoke(token_id_of(dept))
         assert (await call(dept, "GET", "/api/v1/queues"))[0] == 401
 
 
@@ -197,6 +209,14 @@ async def test_street_desk_by_role(settings: Settings) -> None:
         assert (status, body["error"]) == (422, "invalid_action")
         status, body, _ = await call(dept, "POST", path, accept)
         assert status == 202 and body["status"] == "sent"
+        # the district's record of the acceptance names the desk token it came with
+        [accepted] = await t.wait_for(
+            topics.CASE_EVENTS,
+            lambda m: m["case_no"] == fumes["case_no"] and m["type"] == "accepted",
+            "the acceptance in the case record",
+        )
+        assert accepted["actor"] == "op-9"
+        assert accepted["data"]["token_id"] == token_id_of(dept)
         status, doc, _ = await _anonymous(sup, "/api/v1/openapi.json")
         assert status == 200 and "/api/v1/tasks/{task_id}/actions" in doc["paths"]
 

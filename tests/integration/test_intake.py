@@ -152,7 +152,6 @@ async def test_the_stored_grid_cell_is_the_one_duplicate_search_computes(
             await t.publish(topics.WORKORDERS, no, order)
         conn = await asyncpg.connect(settings.database_url)
         try:
-
             expected = sum(1 for o in ORDERS.values() if o.get("location"))
 
             async def located() -> bool:
