@@ -246,7 +246,13 @@ async def test_the_phone_is_revealed_to_the_holding_unit_only(settings: Settings
         detail = await case(district, no)
         revealed = [e for e in detail["timeline"] if e["type"] == "phone_revealed"]
         assert len(revealed) == 1
-        assert revealed[0]["data"] == {"actor": "op-17", "unit_code": BUREAU, "reason": "回访市民"}
+        token_id = (district.token or "").split("_")[1]  # the credential that asked
+        assert revealed[0]["data"] == {
+            "actor": "op-17",
+            "unit_code": BUREAU,
+            "reason": "回访市民",
+            "token_id": token_id,
+        }
         assert "13800000001" not in str(detail)
         events = await t.wait_for(
             topics.CASE_EVENTS, lambda m: m["type"] == "phone_revealed", "the event published"
