@@ -437,7 +437,7 @@ class Replay(Intake):
                 mine, theirs = getattr(changes, f.name), getattr(decided, f.name)
                 if isinstance(mine, dict):
                     mine.update(theirs)
-                else:
+                elif isinstance(mine, list):
                     mine.extend(theirs)
         async with self.pool.acquire() as conn, conn.transaction():
             await queries.claim_new_keys(conn, [c.key for c in cmds])
