@@ -36,7 +36,7 @@ from contracts import topics
 from services.bootstrap import bootstrap
 from services.common import db
 from services.common.config import ROOT, Settings
-from services.common.consumer import BatchConsumer, lanes
+from services.common.consumer import BatchConsumer, Lanes, Offsets
 from services.common.crypto import load_vault
 from services.common.http import GC_THRESHOLD
 from services.common.kafka import PARTITIONS, make_consumer, make_producer
@@ -371,11 +371,15 @@ async def _intake(
     )
 
 
+async def _nothing(_: Offsets) -> None:
+    """No offsets to commit: the records were not fetched from the broker."""
+
+
 async def bench_intake(settings: Settings, n: int, seed: int) -> float:
     """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
-    path (`Intake.handle` on records fetched beforehand, in the consumer's lanes, against the
-    real database, duplicate merging off), with publishing excluded (the outbox rows are
-    removed, untimed)."""
+    path (`Intake.handle` in the consumer's `Lanes`, on records built beforehand and handed over
+    in fetch-sized batches, against the real database, duplicate merging off), with publishing
+    excluded (the outbox rows are removed afterwards, untimed)."""
     records = _records(dispatchable_orders(n, seed))
     pool = await db.create_pool(settings.database_url, 2)
     try:
@@ -383,17 +387,20 @@ async def bench_intake(settings: Settings, n: int, seed: int) -> float:
         intake = await _intake(settings, pool, lambda pending: written.extend(pending.ids))
         gc.set_threshold(*GC_THRESHOLD)  # as the service runs (services/common/http.py)
         gc.freeze()
-        size, elapsed = settings.batch_max_records, 0.0
-        for i in range(0, n, size):
+        size = settings.batch_max_records
+        lanes = Lanes(intake, settings.intake_lanes, _nothing, max_records=size)
+        running = asyncio.create_task(lanes.run())
+        started = time.perf_counter()
+        for i in range(0, n, size):  # handed to the lanes as the district consumer's fetches are
             by_part: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
             for r in records[i : i + size]:
                 by_part.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
-            started = time.perf_counter()  # the batch in lanes, as the district consumer runs it
-            await asyncio.gather(*(intake.handle(g) for g in lanes(by_part, settings.intake_lanes)))
-            elapsed += time.perf_counter() - started
-            async with pool.acquire() as conn:  # untimed: leave nothing for the sweepers
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", written)
-            written.clear()
+            await lanes.put(by_part)
+        await lanes.idle()
+        elapsed = time.perf_counter() - started
+        running.cancel()
+        async with pool.acquire() as conn:  # untimed: leave nothing for the sweepers
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", written)
         return n / elapsed
     finally:
         await pool.close()

@@ -2,9 +2,11 @@
 
 Retriable errors (database or broker unavailable) retry the same batch with backoff. Any other
 error splits the batch down to the record that causes it, which the handler dead-letters, so a
-poison message never blocks a partition and never crash-loops the service. A batch can be
-handled in several lanes of whole partitions at once (`lanes`), so that database round trips
-overlap with computing; offsets are committed once every lane is done.
+poison message never blocks a partition and never crash-loops the service. Records are handled
+in lanes (`Lanes`): each partition always goes to the same lane, each lane handles its
+partitions in order, one transaction per batch, and commits their offsets when that batch is
+durable. Lanes never wait for one another, so one lane's database round trips overlap with
+another's deciding, across fetches.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeAlias
 
@@ -26,6 +29,7 @@ from services.common.metrics import Metrics
 log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Offsets: TypeAlias = dict[TopicPartition, int]
 RETRIABLE = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -47,43 +51,70 @@ class BatchHandler:
         raise NotImplementedError
 
 
-class BatchConsumer:
+def lane_of(tp: TopicPartition, n: int) -> int:
+    """The lane a partition always goes to: the same in every process and every run."""
+    return (zlib.crc32(str(tp.topic).encode()) + int(tp.partition)) % n
+
+
+class Lanes:
+    """`n` lanes handling fetched records. `put` hands a batch's partitions to their lanes,
+    and waits while a lane still holds its share of `max_records` it has not started on (the
+    slowest lane paces the fetching). Each lane takes all it holds as one batch, handles it
+    (`handler.handle`, split down to the failing record on error, retried while the error is
+    retriable), then passes the batch's next offsets to `done` and its duration to `timed`."""
+
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
         handler: BatchHandler,
-        metrics: Metrics,
-        name: str,
+        n: int,
+        done: Callable[[Offsets], Awaitable[None]],
         *,
         max_records: int = 2000,
-        lanes: int = 1,
+        timed: Callable[[float], None] = lambda _: None,
     ) -> None:
-        self.consumer, self.handler, self.metrics, self.name = consumer, handler, metrics, name
-        self.max_records, self.lanes = max_records, lanes
-        self.ready = False
-        self.lag = LagGauge(consumer, metrics.consumer_lag, name)
+        self.handler, self.n, self.done, self.timed = handler, max(1, n), done, timed
+        #: a lane's share of a fetch: what it may hold before the next fetch waits
+        self._per_lane = max(1, max_records // self.n)
+        self._held: list[dict[TopicPartition, list[Record]]] = [{} for _ in range(self.n)]
+        self._count = [0] * self.n
+        self._busy = [False] * self.n
+        self._changed = asyncio.Condition()
+
+    async def put(self, batch: Mapping[TopicPartition, list[Record]]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: max(self._count) < self._per_lane)
+            for tp, records in batch.items():
+                lane = lane_of(tp, self.n)
+                self._held[lane].setdefault(tp, []).extend(records)
+                self._count[lane] += len(records)
+            self._changed.notify_all()
+
+    async def idle(self) -> None:
+        """Until every record put so far has been handled and its offsets passed on."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: not any(self._count) and not any(self._busy))
 
     async def run(self) -> None:
-        await self.consumer.start()
-        try:
-            while True:
-                batch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
-                self.ready = True
-                if batch:
-                    started = time.perf_counter()
-                    await asyncio.gather(*(self._apply(lane) for lane in lanes(batch, self.lanes)))
-                    await self.consumer.commit(
-                        {tp: part[-1].offset + 1 for tp, part in batch.items()}
-                    )
-                    elapsed = time.perf_counter() - started
-                    self.metrics.batch_seconds.labels(self.name).observe(elapsed)
-                await self.lag.refresh()
-        finally:
-            self.ready = False
-            self.lag.clear()
-            await self.consumer.stop()
+        async with asyncio.TaskGroup() as group:
+            for lane in range(self.n):
+                group.create_task(self._lane(lane))
 
-    async def _apply(self, records: Sequence[Record]) -> None:
+    async def _lane(self, lane: int) -> None:
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._count[lane] > 0)
+                work, self._held[lane], self._count[lane] = self._held[lane], {}, 0
+                self._busy[lane] = True
+                self._changed.notify_all()
+            started = time.perf_counter()
+            await self._handle([r for part in work.values() for r in part])
+            await self.done({tp: part[-1].offset + 1 for tp, part in work.items()})
+            self.timed(time.perf_counter() - started)
+            async with self._changed:
+                self._busy[lane] = False
+                self._changed.notify_all()
+
+    async def _handle(self, records: list[Record]) -> None:
         await _retrying(lambda: self._split_on_error(records))
 
     async def _split_on_error(self, records: Sequence[Record]) -> None:
@@ -105,19 +136,50 @@ class BatchConsumer:
             await self._split_on_error(records[half:])
 
 
-#: fewer records than this per lane are not worth another transaction's round trips
-MIN_LANE = 100
+class BatchConsumer:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        handler: BatchHandler,
+        metrics: Metrics,
+        name: str,
+        *,
+        max_records: int = 2000,
+        lanes: int = 1,
+    ) -> None:
+        self.consumer, self.handler, self.metrics, self.name = consumer, handler, metrics, name
+        self.max_records = max_records
+        self.lanes = Lanes(
+            handler,
+            lanes,
+            self._commit,
+            max_records=max_records,
+            timed=metrics.batch_seconds.labels(name).observe,
+        )
+        self.ready = False
+        self.lag = LagGauge(consumer, metrics.consumer_lag, name)
 
+    async def run(self) -> None:
+        await self.consumer.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.lanes.run())
+                group.create_task(self._fetch())
+        finally:
+            self.ready = False
+            self.lag.clear()
+            await self.consumer.stop()
 
-def lanes(batch: Mapping[TopicPartition, list[Record]], n: int) -> list[list[Record]]:
-    """The batch in up to `n` groups of whole partitions (each partition's order kept), balanced
-    by size, at least `MIN_LANE` records each. Each group is its own transaction: while one
-    waits for the database, the next one computes."""
-    total = sum(len(part) for part in batch.values())
-    out: list[list[Record]] = [[] for _ in range(max(1, min(n, len(batch), total // MIN_LANE)))]
-    for part in sorted(batch.values(), key=len, reverse=True):
-        min(out, key=len).extend(part)
-    return out
+    async def _fetch(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
+            self.ready = True
+            if batch:
+                await self.lanes.put(batch)
+            await self.lag.refresh()
+
+    async def _commit(self, offsets: Offsets) -> None:
+        await self.consumer.commit(offsets)
 
 
 async def _retrying(step: Callable[[], Awaitable[None]]) -> None:

@@ -1,37 +1,146 @@
-"""How a consumed batch is split into lanes (services/common/consumer.py `lanes`)."""
+"""How fetched records are handled in lanes (services/common/consumer.py `Lanes`)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
+import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from services.common.consumer import MIN_LANE, Record, lanes
+from services.common.consumer import BatchHandler, Lanes, Offsets, Record, lane_of
 
 
-def _batch(sizes: list[int]) -> dict[TopicPartition, list[Record]]:
+def _batch(sizes: dict[int, int], first: int = 0) -> dict[TopicPartition, list[Record]]:
     return {
         TopicPartition("t", p): [
-            ConsumerRecord("t", p, o, 0, 0, b"k", b"v", None, 1, 1, ()) for o in range(n)
+            ConsumerRecord("t", p, o, 0, 0, b"k", b"v", None, 1, 1, ())
+            for o in range(first, first + n)
         ]
-        for p, n in enumerate(sizes)
+        for p, n in sizes.items()
     }
 
 
-def test_partitions_stay_whole_and_in_order_and_lanes_are_balanced() -> None:
-    batch = _batch([400, 300, 250, 200, 150, 100])
-    out = lanes(batch, 2)
-    assert len(out) == 2
-    assert sorted(len(lane) for lane in out) == [700, 700]
-    for lane in out:
-        for p in {r.partition for r in lane}:
-            offsets = [r.offset for r in lane if r.partition == p]
-            assert offsets == list(range(len(batch[TopicPartition("t", p)])))
-    assert sorted((r.partition, r.offset) for lane in out for r in lane) == sorted(
-        (r.partition, r.offset) for part in batch.values() for r in part
-    )
+class Recorder(BatchHandler):
+    """Keeps every batch it is given; a batch holding `fail` raises (the record is poison)."""
+
+    def __init__(self, fail: tuple[int, int] | None = None) -> None:
+        self.batches: list[list[tuple[int, int]]] = []
+        self.poisoned: list[tuple[int, int]] = []
+        self.fail = fail
+        self.gates: dict[int, asyncio.Event] = {}  # partition -> opened when it may go on
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        for p in {r.partition for r in records}:
+            if p in self.gates:
+                await self.gates[p].wait()
+        keys = [(r.partition, r.offset) for r in records]
+        if self.fail in keys:
+            raise ValueError("poison")
+        self.batches.append(keys)
+
+    async def poison(self, record: Record, error: BaseException) -> None:
+        self.poisoned.append((record.partition, record.offset))
 
 
-def test_small_batches_and_single_partitions_use_one_lane() -> None:
-    assert len(lanes(_batch([MIN_LANE - 1, 1]), 2)) == 1
-    assert len(lanes(_batch([5 * MIN_LANE]), 3)) == 1
-    assert len(lanes(_batch([MIN_LANE, MIN_LANE, MIN_LANE]), 3)) == 3
-    assert lanes({}, 2) == [[]]
+class Commits:
+    def __init__(self) -> None:
+        self.offsets: list[Offsets] = []
+
+    async def __call__(self, offsets: Offsets) -> None:
+        self.offsets.append(offsets)
+
+    def last(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for offsets in self.offsets:
+            for tp, offset in offsets.items():
+                assert offset > out.get(tp.partition, -1), "a partition's offsets only grow"
+                out[tp.partition] = offset
+        return out
+
+
+def test_a_partition_always_goes_to_the_same_lane_and_the_lanes_share_them() -> None:
+    parts = [TopicPartition("upstream.hotline12345.workorders", p) for p in range(6)]
+    lanes = [lane_of(tp, 2) for tp in parts]
+    assert lanes == [lane_of(tp, 2) for tp in parts]
+    assert sorted(lanes) == [0, 0, 0, 1, 1, 1]
+    assert {lane_of(tp, 1) for tp in parts} == {0}
+
+
+async def _run(lanes: Lanes, *batches: dict[TopicPartition, list[Record]]) -> None:
+    running = asyncio.create_task(lanes.run())
+    try:
+        for batch in batches:
+            await lanes.put(batch)
+        await asyncio.wait_for(lanes.idle(), 5)
+    finally:
+        running.cancel()
+
+
+async def test_every_record_is_handled_once_in_partition_order_then_committed() -> None:
+    handler, commits = Recorder(), Commits()
+    lanes = Lanes(handler, 2, commits, max_records=100)
+    await _run(lanes, _batch({p: 30 for p in range(6)}), _batch({p: 30 for p in range(6)}, 30))
+    handled = [key for batch in handler.batches for key in batch]
+    assert sorted(handled) == [(p, o) for p in range(6) for o in range(60)]
+    for p in range(6):
+        assert [o for q, o in handled if q == p] == list(range(60))
+    for batch in handler.batches:  # a batch holds one lane's partitions only
+        assert len({lane_of(TopicPartition("t", p), 2) for p, _ in batch}) == 1
+    assert commits.last() == {p: 60 for p in range(6)}
+
+
+async def test_a_lane_waiting_on_the_database_does_not_hold_up_the_other() -> None:
+    slow = next(p for p in range(6) if lane_of(TopicPartition("t", p), 2) == 0)
+    fast = next(p for p in range(6) if lane_of(TopicPartition("t", p), 2) == 1)
+    handler, commits = Recorder(), Commits()
+    handler.gates[slow] = asyncio.Event()
+    lanes = Lanes(handler, 2, commits, max_records=100)
+    running = asyncio.create_task(lanes.run())
+    try:
+        await lanes.put(_batch({slow: 5, fast: 5}))
+        await lanes.put(_batch({fast: 5}, 5))
+        for _ in range(100):
+            if commits.last().get(fast) == 10:
+                break
+            await asyncio.sleep(0.01)
+        assert commits.last() == {fast: 10}  # the slow lane's partition is not committed yet
+        handler.gates[slow].set()
+        await asyncio.wait_for(lanes.idle(), 5)
+        assert commits.last() == {fast: 10, slow: 5}
+    finally:
+        running.cancel()
+
+
+async def test_a_lane_holding_a_full_batch_makes_the_next_fetch_wait() -> None:
+    p = 0
+    handler, commits = Recorder(), Commits()
+    handler.gates[p] = asyncio.Event()
+    lanes = Lanes(handler, 2, commits, max_records=10)
+    running = asyncio.create_task(lanes.run())
+    try:
+        await lanes.put(_batch({p: 10}))  # taken at once: the lane is busy with it
+        await asyncio.sleep(0.01)
+        await lanes.put(_batch({p: 10}, 10))  # held: the lane has 10 not yet started
+        third = asyncio.create_task(lanes.put(_batch({p: 10}, 20)))
+        await asyncio.sleep(0.05)
+        assert not third.done()
+        handler.gates[p].set()
+        await asyncio.wait_for(third, 5)
+        await asyncio.wait_for(lanes.idle(), 5)
+        assert commits.last() == {p: 30}
+    finally:
+        running.cancel()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+async def test_a_poison_record_is_split_out_and_the_rest_handled(n: int) -> None:
+    handler, commits = Recorder(fail=(1, 7)), Commits()
+    lanes = Lanes(handler, n, commits, max_records=100)
+    await _run(lanes, _batch({0: 20, 1: 20, 2: 20}))
+    handled = sorted(key for batch in handler.batches for key in batch)
+    expected = [(p, o) for p in range(3) for o in range(20)]
+    expected.remove((1, 7))
+    assert handled == expected
+    assert handler.poisoned == [(1, 7)]
+    assert commits.last() == {0: 20, 1: 20, 2: 20}
