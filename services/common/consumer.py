@@ -3,10 +3,9 @@
 Retriable errors (database or broker unavailable) retry the same batch with backoff. Any other
 error splits the batch down to the record that causes it, which the handler dead-letters, so a
 poison message never blocks a partition and never crash-loops the service. Records are handled
-in lanes (`Lanes`): each partition always goes to the same lane, each lane handles its
-partitions in order, one transaction per batch, and commits their offsets when that batch is
-durable. Lanes never wait for one another, so one lane's database round trips overlap with
-another's deciding, across fetches.
+in lanes (`Lanes`): a partition is in one lane at a time and in order, each lane's batch is one
+transaction whose offsets are committed once it is durable, and lanes never wait for one
+another, so one lane's database round trips overlap with another's deciding, across fetches.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeAlias
 
@@ -51,17 +49,16 @@ class BatchHandler:
         raise NotImplementedError
 
 
-def lane_of(tp: TopicPartition, n: int) -> int:
-    """The lane a partition always goes to: the same in every process and every run."""
-    return (zlib.crc32(str(tp.topic).encode()) + int(tp.partition)) % n
-
-
 class Lanes:
-    """`n` lanes handling fetched records. `put` hands a batch's partitions to their lanes,
-    and waits while a lane still holds its share of `max_records` it has not started on (the
-    slowest lane paces the fetching). Each lane takes all it holds as one batch, handles it
-    (`handler.handle`, split down to the failing record on error, retried while the error is
-    retriable), then passes the batch's next offsets to `done` and its duration to `timed`."""
+    """Up to `n` lanes handling fetched records side by side. `put` hands over a fetched batch
+    (and waits while `max_records` are held that no lane has started on). A free lane takes the
+    held records of partitions no other lane is working on, whole partitions up to its share
+    (`max_records / n`; everything when little is waiting, so a small batch stays one
+    transaction), handles them as one batch (`handler.handle`, split down to the failing record
+    on error, retried while the error is retriable), passes their next offsets to `done` and the
+    duration to `timed`, and only then lets those partitions go: a partition is in one lane at
+    a time, in order, and its offsets only grow. No lane waits for another to finish: one
+    lane's database round trips overlap with another's deciding, across fetches."""
 
     def __init__(
         self,
@@ -73,46 +70,60 @@ class Lanes:
         timed: Callable[[float], None] = lambda _: None,
     ) -> None:
         self.handler, self.n, self.done, self.timed = handler, max(1, n), done, timed
-        #: a lane's share of a fetch: what it may hold before the next fetch waits
-        self._per_lane = max(1, max_records // self.n)
-        self._held: list[dict[TopicPartition, list[Record]]] = [{} for _ in range(self.n)]
-        self._count = [0] * self.n
-        self._busy = [False] * self.n
+        self.max_records, self._share = max_records, max(1, max_records // max(1, n))
+        self._held: dict[TopicPartition, list[Record]] = {}
+        self._count = 0  # records held
+        self._working: set[TopicPartition] = set()  # partitions a lane is handling
         self._changed = asyncio.Condition()
 
     async def put(self, batch: Mapping[TopicPartition, list[Record]]) -> None:
         async with self._changed:
-            await self._changed.wait_for(lambda: max(self._count) < self._per_lane)
+            await self._changed.wait_for(lambda: self._count < self.max_records)
             for tp, records in batch.items():
-                lane = lane_of(tp, self.n)
-                self._held[lane].setdefault(tp, []).extend(records)
-                self._count[lane] += len(records)
+                self._held.setdefault(tp, []).extend(records)
+                self._count += len(records)
             self._changed.notify_all()
 
     async def idle(self) -> None:
         """Until every record put so far has been handled and its offsets passed on."""
         async with self._changed:
-            await self._changed.wait_for(lambda: not any(self._count) and not any(self._busy))
+            await self._changed.wait_for(lambda: not self._held and not self._working)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            for lane in range(self.n):
-                group.create_task(self._lane(lane))
+            for _ in range(self.n):
+                group.create_task(self._lane())
 
-    async def _lane(self, lane: int) -> None:
+    def _free(self) -> list[TopicPartition]:
+        return [tp for tp in self._held if tp not in self._working]
+
+    def _take(self) -> dict[TopicPartition, list[Record]]:
+        work: dict[TopicPartition, list[Record]] = {}
+        size = 0
+        for tp in sorted(self._free(), key=lambda tp: len(self._held[tp]), reverse=True):
+            if work and size + len(self._held[tp]) > self._share:
+                continue
+            work[tp] = self._held.pop(tp)
+            size += len(work[tp])
+        self._count -= size
+        self._working.update(work)
+        return work
+
+    async def _lane(self) -> None:
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._count[lane] > 0)
-                work, self._held[lane], self._count[lane] = self._held[lane], {}, 0
-                self._busy[lane] = True
+                await self._changed.wait_for(self._free)
+                work = self._take()
                 self._changed.notify_all()
-            started = time.perf_counter()
-            await self._handle([r for part in work.values() for r in part])
-            await self.done({tp: part[-1].offset + 1 for tp, part in work.items()})
-            self.timed(time.perf_counter() - started)
-            async with self._changed:
-                self._busy[lane] = False
-                self._changed.notify_all()
+            try:
+                started = time.perf_counter()
+                await self._handle([r for part in work.values() for r in part])
+                await self.done({tp: part[-1].offset + 1 for tp, part in work.items()})
+                self.timed(time.perf_counter() - started)
+            finally:
+                async with self._changed:
+                    self._working.difference_update(work)
+                    self._changed.notify_all()
 
     async def _handle(self, records: list[Record]) -> None:
         await _retrying(lambda: self._split_on_error(records))

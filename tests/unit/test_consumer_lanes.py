@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from services.common.consumer import BatchHandler, Lanes, Offsets, Record, lane_of
+from services.common.consumer import BatchHandler, Lanes, Offsets, Record
 
 
 def _batch(sizes: dict[int, int], first: int = 0) -> dict[TopicPartition, list[Record]]:
@@ -29,15 +30,23 @@ class Recorder(BatchHandler):
         self.poisoned: list[tuple[int, int]] = []
         self.fail = fail
         self.gates: dict[int, asyncio.Event] = {}  # partition -> opened when it may go on
+        self.working: set[int] = set()
 
     async def handle(self, records: Sequence[Record]) -> None:
-        for p in {r.partition for r in records}:
-            if p in self.gates:
-                await self.gates[p].wait()
-        keys = [(r.partition, r.offset) for r in records]
-        if self.fail in keys:
-            raise ValueError("poison")
-        self.batches.append(keys)
+        parts = {r.partition for r in records}
+        assert not parts & self.working, "a partition in two lanes at once"
+        self.working |= parts
+        try:
+            await asyncio.sleep(0)  # as a database round trip lets the other lanes run
+            for p in parts:
+                if p in self.gates:
+                    await self.gates[p].wait()
+            keys = [(r.partition, r.offset) for r in records]
+            if self.fail in keys:
+                raise ValueError("poison")
+            self.batches.append(keys)
+        finally:
+            self.working -= parts
 
     async def poison(self, record: Record, error: BaseException) -> None:
         self.poisoned.append((record.partition, record.offset))
@@ -59,14 +68,6 @@ class Commits:
         return out
 
 
-def test_a_partition_always_goes_to_the_same_lane_and_the_lanes_share_them() -> None:
-    parts = [TopicPartition("upstream.hotline12345.workorders", p) for p in range(6)]
-    lanes = [lane_of(tp, 2) for tp in parts]
-    assert lanes == [lane_of(tp, 2) for tp in parts]
-    assert sorted(lanes) == [0, 0, 0, 1, 1, 1]
-    assert {lane_of(tp, 1) for tp in parts} == {0}
-
-
 async def _run(lanes: Lanes, *batches: dict[TopicPartition, list[Record]]) -> None:
     running = asyncio.create_task(lanes.run())
     try:
@@ -85,26 +86,33 @@ async def test_every_record_is_handled_once_in_partition_order_then_committed() 
     assert sorted(handled) == [(p, o) for p in range(6) for o in range(60)]
     for p in range(6):
         assert [o for q, o in handled if q == p] == list(range(60))
-    for batch in handler.batches:  # a batch holds one lane's partitions only
-        assert len({lane_of(TopicPartition("t", p), 2) for p, _ in batch}) == 1
+    assert max(len(batch) for batch in handler.batches) <= 100  # whole partitions, a share each
     assert commits.last() == {p: 60 for p in range(6)}
 
 
+async def test_a_small_batch_stays_one_transaction() -> None:
+    handler, commits = Recorder(), Commits()
+    lanes = Lanes(handler, 2, commits, max_records=100)
+    await _run(lanes, _batch({p: 3 for p in range(6)}))
+    assert len(handler.batches) == 1 and len(handler.batches[0]) == 18
+    assert commits.last() == {p: 3 for p in range(6)}
+
+
 async def test_a_lane_waiting_on_the_database_does_not_hold_up_the_other() -> None:
-    slow = next(p for p in range(6) if lane_of(TopicPartition("t", p), 2) == 0)
-    fast = next(p for p in range(6) if lane_of(TopicPartition("t", p), 2) == 1)
+    slow, fast = 0, 1
     handler, commits = Recorder(), Commits()
     handler.gates[slow] = asyncio.Event()
-    lanes = Lanes(handler, 2, commits, max_records=100)
+    lanes = Lanes(handler, 2, commits, max_records=10)  # a lane's share: 5 records
     running = asyncio.create_task(lanes.run())
     try:
-        await lanes.put(_batch({slow: 5, fast: 5}))
+        await lanes.put(_batch({slow: 5, fast: 5}))  # one lane each
         await lanes.put(_batch({fast: 5}, 5))
         for _ in range(100):
             if commits.last().get(fast) == 10:
                 break
             await asyncio.sleep(0.01)
-        assert commits.last() == {fast: 10}  # the slow lane's partition is not committed yet
+        assert commits.last() == {fast: 10}  # the slow partition is not committed yet
+        assert sorted(k for b in handler.batches for k in b) == [(fast, o) for o in range(10)]
         handler.gates[slow].set()
         await asyncio.wait_for(lanes.idle(), 5)
         assert commits.last() == {fast: 10, slow: 5}
@@ -144,3 +152,25 @@ async def test_a_poison_record_is_split_out_and_the_rest_handled(n: int) -> None
     assert handled == expected
     assert handler.poisoned == [(1, 7)]
     assert commits.last() == {0: 20, 1: 20, 2: 20}
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_many_uneven_fetches_in_three_lanes(seed: int) -> None:
+    rng = random.Random(seed)
+    handler, commits = Recorder(), Commits()
+    lanes = Lanes(handler, 3, commits, max_records=60)
+    next_offset = dict.fromkeys(range(8), 0)
+    fetches = []
+    for _ in range(40):
+        fetch = {}
+        for p in rng.sample(range(8), rng.randint(1, 8)):
+            n = rng.randint(1, 25)  # consecutive offsets per partition, fetch after fetch
+            fetch.update(_batch({p: n}, next_offset[p]))
+            next_offset[p] += n
+        fetches.append(fetch)
+    await _run(lanes, *fetches)
+    handled = [key for batch in handler.batches for key in batch]
+    assert sorted(handled) == [(p, o) for p in range(8) for o in range(next_offset[p])]
+    for p in range(8):
+        assert [o for q, o in handled if q == p] == list(range(next_offset[p]))
+    assert commits.last() == {p: n for p, n in next_offset.items() if n}
