@@ -18,7 +18,7 @@ from typing import TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from services.common.lag import LagGauge
@@ -73,7 +73,7 @@ class Lanes:
         self.max_records, self._share = max_records, max(1, max_records // max(1, n))
         self._held: dict[TopicPartition, list[Record]] = {}
         self._count = 0  # records held
-        self._working: set[TopicPartition] = set()  # partitions a lane is handling
+        self._working: dict[TopicPartition, int] = {}  # partitions lanes handle: records
         self._changed = asyncio.Condition()
 
     async def put(self, batch: Mapping[TopicPartition, list[Record]]) -> None:
@@ -83,6 +83,10 @@ class Lanes:
                 self._held.setdefault(tp, []).extend(records)
                 self._count += len(records)
             self._changed.notify_all()
+
+    def waiting(self, tp: TopicPartition) -> int:
+        """Records of `tp` fetched but not yet handled (held, or in a lane's batch)."""
+        return len(self._held.get(tp, ())) + self._working.get(tp, 0)
 
     async def idle(self) -> None:
         """Until every record put so far has been handled and its offsets passed on."""
@@ -106,7 +110,7 @@ class Lanes:
             work[tp] = self._held.pop(tp)
             size += len(work[tp])
         self._count -= size
-        self._working.update(work)
+        self._working.update((tp, len(part)) for tp, part in work.items())
         return work
 
     async def _lane(self) -> None:
@@ -122,7 +126,8 @@ class Lanes:
                 self.timed(time.perf_counter() - started)
             finally:
                 async with self._changed:
-                    self._working.difference_update(work)
+                    for tp in work:
+                        del self._working[tp]
                     self._changed.notify_all()
 
     async def _handle(self, records: list[Record]) -> None:
@@ -157,18 +162,21 @@ class BatchConsumer:
         *,
         max_records: int = 2000,
         lanes: int = 1,
+        commit_every_s: float = 0.2,
     ) -> None:
         self.consumer, self.handler, self.metrics, self.name = consumer, handler, metrics, name
-        self.max_records = max_records
+        self.max_records, self.commit_every_s = max_records, commit_every_s
         self.lanes = Lanes(
             handler,
             lanes,
-            self._commit,
+            self._applied,
             max_records=max_records,
             timed=metrics.batch_seconds.labels(name).observe,
         )
         self.ready = False
-        self.lag = LagGauge(consumer, metrics.consumer_lag, name)
+        self.lag = LagGauge(consumer, metrics.consumer_lag, name, self.lanes.waiting)
+        self._due: Offsets = {}  # durable, not yet committed: the next offset per partition
+        self._committing = asyncio.Event()
 
     async def run(self) -> None:
         await self.consumer.start()
@@ -176,10 +184,14 @@ class BatchConsumer:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.lanes.run())
                 group.create_task(self._fetch())
+                group.create_task(self._committer())
         finally:
             self.ready = False
             self.lag.clear()
-            await self.consumer.stop()
+            try:
+                await self._commit()  # what is durable, so a successor starts after it
+            finally:
+                await self.consumer.stop()
 
     async def _fetch(self) -> None:
         while True:
@@ -189,8 +201,35 @@ class BatchConsumer:
                 await self.lanes.put(batch)
             await self.lag.refresh()
 
-    async def _commit(self, offsets: Offsets) -> None:
-        await self.consumer.commit(offsets)
+    async def _applied(self, offsets: Offsets) -> None:
+        """A lane's batch is durable: its offsets are committed with the next commit."""
+        self._due.update(offsets)  # a partition's offsets only grow (one lane at a time)
+        self._committing.set()
+
+    async def _committer(self) -> None:
+        """Commit what is durable at most every `commit_every_s`: off the lanes' path, and
+        one request for all of them (redelivery after a crash repeats at most that much,
+        which the idempotency keys absorb)."""
+        while True:
+            await self._committing.wait()
+            await asyncio.sleep(self.commit_every_s)
+            self._committing.clear()
+            await self._commit()
+
+    async def _commit(self) -> None:
+        due, self._due = self._due, {}
+        mine = {tp: offset for tp, offset in due.items() if tp in self.consumer.assignment()}
+        if not mine:
+            return
+        try:
+            await self.consumer.commit(mine)
+        except CommitFailedError as exc:  # a rebalance moved them: their new owner goes on
+            log.warning("offsets not committed", extra={"error": repr(exc)})
+        except (KafkaError, OSError) as exc:  # the broker is away: keep them for the next try
+            log.warning("commit failed; will retry", extra={"error": repr(exc)})
+            for tp, offset in mine.items():
+                self._due[tp] = max(offset, self._due.get(tp, offset))
+            self._committing.set()
 
 
 async def _retrying(step: Callable[[], Awaitable[None]]) -> None:

@@ -1,11 +1,11 @@
 """Consumer lag per assigned partition, as `cityops_consumer_lag{consumer, topic, partition}`:
-the highwater of the last fetch minus the consumer's position. The consume loop refreshes it
-right after committing a batch (or after an empty poll), when the position is the committed
-offset, so the gauge reads "records not yet durably applied"."""
+the highwater of the last fetch minus the consumer's position, plus the records fetched but
+not yet handled (`waiting`), so the gauge reads "records not yet durably applied"."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
@@ -17,9 +17,15 @@ class LagGauge:
     to another instance, which reports them now) lose their series."""
 
     def __init__(
-        self, consumer: AIOKafkaConsumer, gauge: Gauge, name: str, every_s: float = 1.0
+        self,
+        consumer: AIOKafkaConsumer,
+        gauge: Gauge,
+        name: str,
+        waiting: Callable[[TopicPartition], int] = lambda _: 0,
+        every_s: float = 1.0,
     ) -> None:
         self.consumer, self.gauge, self.name, self.every_s = consumer, gauge, name, every_s
+        self.waiting = waiting
         self._shown: set[TopicPartition] = set()
         self._due = 0.0
 
@@ -49,7 +55,7 @@ class LagGauge:
             position: int = await self.consumer.position(tp)
         except IllegalStateError:
             return None
-        return max(highwater - position, 0)
+        return max(highwater - position, 0) + self.waiting(tp)
 
     def clear(self) -> None:
         for tp in self._shown:

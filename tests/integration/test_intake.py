@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import topics
 from services.common.clock import FakeClock
 from services.common.config import Settings
+from services.common.kafka import PARTITIONS
 from services.district.app import create_app as district_app
 from services.district.duplicates import cell_of
 from services.district.keys import PARKED
@@ -296,3 +299,37 @@ async def test_parked_messages_past_the_limit_are_dead_lettered(settings: Settin
             )
             == 1
         )
+
+
+async def test_offsets_are_committed_once_the_effects_are_durable(settings: Settings) -> None:
+    """The district's group commits each inbound partition up to what it has applied (soon
+    after, off the batch's path), so a restart resumes after it."""
+    group = f"{settings.group_prefix}-district"
+    async with running(district_app(settings)), Topics(settings) as t:
+        for no, order in ORDERS.items():
+            await t.publish(topics.WORKORDERS, no, order)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        ends = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        await ends.start()
+        try:
+            parts = [TopicPartition(topics.WORKORDERS, p) for p in range(PARTITIONS)]
+            end = await ends.end_offsets(parts)
+
+            async def committed_to_the_end() -> bool:
+                offsets = await admin.list_consumer_group_offsets(group, partitions=parts)
+                # (-1: nothing committed, as for a partition no order went to)
+                return all(tp in offsets and max(offsets[tp].offset, 0) == end[tp] for tp in parts)
+
+            await wait_until(committed_to_the_end, "inbound offsets committed to the end")
+        finally:
+            await ends.stop()
+            await admin.close()
+        conn = await asyncpg.connect(settings.database_url)
+        try:  # committed means applied: every order is a case by now
+            opened = await conn.fetchval(
+                "SELECT count(*) FROM cases WHERE source_ref = ANY($1::text[])", list(ORDERS)
+            )
+        finally:
+            await conn.close()
+        assert opened == len(ORDERS)

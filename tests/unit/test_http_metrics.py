@@ -76,6 +76,17 @@ async def test_lag_per_assigned_partition_and_none_for_revoked_ones() -> None:
     assert sample(metrics, "cityops_consumer_lag", **labels, partition="1") is None
 
 
+async def test_lag_counts_what_was_fetched_but_not_yet_applied() -> None:
+    metrics, consumer = Metrics(), FakeConsumer()
+    a = TopicPartition("in", 0)
+    consumer.assigned = {a: (120, 110)}  # fetched up to 110, of which 25 wait in the lanes
+    waiting = {a: 25}
+    lag = LagGauge(consumer, metrics.consumer_lag, "district", waiting.__getitem__, every_s=0)  # type: ignore[arg-type]
+    await lag.refresh()
+    labels: dict[str, Any] = {"consumer": "district", "topic": "in", "partition": "0"}
+    assert sample(metrics, "cityops_consumer_lag", **labels) == 35
+
+
 def test_pool_gauges_read_the_pool_at_scrape_time() -> None:
     class Pool:
         size, idle = 3, 1
