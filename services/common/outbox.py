@@ -124,6 +124,8 @@ class Publisher:
         self._batch, self._sweep_every_s, self._grace_s = batch, sweep_every_s, grace_s
         self._on_published = on_published
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._sent: list[int] = []  # published by the fast lane, to delete
+        self._sent_some = asyncio.Event()
         self._partitions: dict[str, tuple[float, list[int]]] = {}
         self._queued = 0
         lock_namespace = zlib.crc32(table.encode()) & 0x7FFFFFFF
@@ -152,6 +154,7 @@ class Publisher:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._fast_lane())
+            group.create_task(self._deleter())
             group.create_task(self._sweeper())
 
     async def _fast_lane(self) -> None:
@@ -165,12 +168,26 @@ class Publisher:
             self._queued -= len(rows.ids)
             try:
                 await self._send(rows)
-                async with self._pool.acquire() as conn:
-                    await self._delete(conn, rows)
-            except (OSError, KafkaError, asyncpg.PostgresError) as exc:
+            except (OSError, KafkaError) as exc:
                 log.warning(
                     "fast lane failed; the sweeper will publish", extra={"error": repr(exc)}
                 )
+                continue
+            self._sent.extend(rows.ids)  # deleted alongside: the next send need not wait
+            self._sent_some.set()
+
+    async def _deleter(self) -> None:
+        """Delete what the fast lane published, everything sent meanwhile in one statement
+        (rows a failure leaves behind are published again by the sweeper: at-least-once)."""
+        while True:
+            await self._sent_some.wait()
+            self._sent_some.clear()
+            ids, self._sent = self._sent, []
+            try:
+                async with self._pool.acquire() as conn:
+                    await self._delete(conn, ids)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox delete failed", extra={"error": repr(exc)})
 
     async def _sweeper(self) -> None:
         grace = 0.0  # at start, whatever a previous process left behind goes out at once
@@ -193,7 +210,7 @@ class Publisher:
             )
             if found:
                 await self._send(rows)
-                await self._delete(conn, rows)
+                await self._delete(conn, rows.ids)
         return len(found)
 
     async def _send(self, rows: Pending) -> None:
@@ -218,9 +235,9 @@ class Publisher:
             for m in rows.messages:
                 self._on_published(m.topic, m.origin_ms)
 
-    async def _delete(self, conn: asyncpg.Connection, rows: Pending) -> None:
+    async def _delete(self, conn: asyncpg.Connection, row_ids: Sequence[int]) -> None:
         # one round trip; losing this commit only means publishing again, so no fsync wait
-        ids = ",".join(str(int(i)) for i in rows.ids)
+        ids = ",".join(str(int(i)) for i in row_ids)
         await conn.execute(
             "SET LOCAL synchronous_commit = off;"
             f" DELETE FROM {self._table} WHERE id = ANY('{{{ids}}}'::bigint[])"
