@@ -72,8 +72,13 @@ async def search_cases(request: web.Request) -> web.Response:
     return _json(page.model_dump(mode="json"))
 
 
+#: the first day whose Shanghai midnight is a representable instant (0001-01-01 +08:00 is not)
+_FIRST_DAY = date(1, 1, 2)
+
+
 def _start_of(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), SHANGHAI)
+    """Shanghai midnight of `day`; days before `_FIRST_DAY` select the same (no) cases."""
+    return None if day is None else datetime.combine(max(day, _FIRST_DAY), time(), SHANGHAI)
 
 
 def _cursor(row: dict[str, Any]) -> str:

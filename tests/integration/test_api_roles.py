@@ -100,6 +100,8 @@ async def test_district_api_by_role(settings: Settings) -> None:
         assert {c["case_no"] for c in page["items"]} == {fumes, bikes}
         status, page, _ = await call(sup, "GET", "/api/v1/cases?source=roadchief")
         assert page["items"] == []
+        status, page, _ = await call(sup, "GET", "/api/v1/cases?from=0001-01-01&to=9999-12-31")
+        assert status == 200 and {c["case_no"] for c in page["items"]} == {fumes, bikes}
         status, first, _ = await call(sup, "GET", "/api/v1/cases?limit=1")
         assert len(first["items"]) == 1 and first["next"]
         status, second, _ = await call(sup, "GET", f"/api/v1/cases?limit=1&after={first['next']}")
