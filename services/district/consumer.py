@@ -159,7 +159,9 @@ class Intake(BatchHandler):
                 if c.opens_case and (key := self._duplicate_key(c)) is not None
             ]
             since = now - self.duplicates.window
-            nearby = await iq.nearby_open_cases(conn, self.district_code, probes, since)
+            nearby = await iq.nearby_open_cases(
+                conn, self.district_code, probes, since, self.duplicates.radius_m
+            )
         numbers = [x for x in lookups if isinstance(x, str)]
         found = await queries.lock_cases(
             conn, [*numbers, *joined.values(), *nearby], refs, skip_locked=skip_locked

@@ -12,7 +12,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.common.consumer import Record
 from services.common.sql import Batch, Table
-from services.district.duplicates import JOINABLE, Probe, cells
+from services.district.duplicates import JOINABLE, Probe, cells, distance_m
 from services.district.model import ParkedRec
 
 REPORTERS = Table(
@@ -63,16 +63,21 @@ async def reporter_cases(
 
 
 async def nearby_open_cases(
-    conn: asyncpg.Connection, district_code: str, probes: Sequence[Probe], since: datetime
+    conn: asyncpg.Connection,
+    district_code: str,
+    probes: Sequence[Probe],
+    since: datetime,
+    radius_m: float,
 ) -> list[str]:
-    """Open cases of each probe's category, opened since `since`, inside its box (the exact
-    distance is checked by `find_duplicate`): one query for the whole batch, one index lookup
-    per (category, grid cell the boxes overlap) on `cases_nearby_cell`, so its cost does not
-    grow with the number of open cases; the boxes are applied here."""
-    by_cell: dict[tuple[str, int], list[Probe]] = {}
-    for p in probes:
+    """For each probe, the nearest open case of its category opened since `since` within
+    `radius_m`: the only stored case it can join (`find_duplicate` weighs it against the
+    batch's own new cases), so only those are locked and loaded, however many open cases share
+    the neighbourhood. One query for the whole batch, one index lookup per (category, grid
+    cell the boxes overlap) on `cases_nearby_cell`."""
+    by_cell: dict[tuple[str, int], list[int]] = {}
+    for i, p in enumerate(probes):
         for cell in cells(p):
-            by_cell.setdefault((p.category_code, cell), []).append(p)
+            by_cell.setdefault((p.category_code, cell), []).append(i)
     if not by_cell:
         return []
     wanted = sorted(by_cell)
@@ -80,22 +85,22 @@ async def nearby_open_cases(
         "SELECT c.case_no, c.category_code, c.geo_cell, c.lon, c.lat"
         " FROM unnest($2::text[], $3::int8[]) AS u(category, cell)"
         " JOIN cases c ON c.district_code = $1 AND c.category_code = u.category"
-        "  AND c.geo_cell = u.cell AND c.opened_at >= $4"
-        "  AND c.state NOT IN ('closed', 'not_ours', 'withdrawn', 'merged', 'rejected',"
-        "   'resolved')",
+        "  AND c.geo_cell = u.cell AND c.opened_at >= $4 AND c.state = ANY($5::text[])",
         district_code,
         [category for category, _ in wanted],
         [cell for _, cell in wanted],
         since,
+        sorted(JOINABLE),
     )
-    return [
-        r["case_no"]
-        for r in rows
-        if any(
-            p.min_lon <= r["lon"] <= p.max_lon and p.min_lat <= r["lat"] <= p.max_lat
-            for p in by_cell[(r["category_code"], r["geo_cell"])]
-        )
-    ]
+    nearest: dict[int, tuple[float, str]] = {}
+    for r in rows:
+        for i in by_cell[(r["category_code"], r["geo_cell"])]:
+            p = probes[i]
+            if p.min_lon <= r["lon"] <= p.max_lon and p.min_lat <= r["lat"] <= p.max_lat:
+                d = distance_m(p.lon, p.lat, r["lon"], r["lat"])
+                if d <= radius_m and (i not in nearest or (d, r["case_no"]) < nearest[i]):
+                    nearest[i] = (d, r["case_no"])
+    return sorted({case_no for _, case_no in nearest.values()})
 
 
 async def parked_for(

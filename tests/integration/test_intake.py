@@ -230,6 +230,25 @@ async def test_a_duplicate_joins_the_open_case_and_can_be_split_out(settings: Se
         assert status == 404, body
 
 
+async def test_a_report_between_two_open_cases_joins_the_nearer(settings: Settings) -> None:
+    async with running(district_app(settings)) as district, Topics(settings) as t:
+        opened = {}
+        for ref, order in ((SMOKE, ORDERS[SMOKE]), ("HL-NORTH-1", nearby("HL-NORTH-1", 150))):
+            await t.publish(topics.WORKORDERS, ref, order)  # 150 m apart: two cases
+            [task] = await t.wait_for(
+                topics.task_topic(BUREAU), lambda m, r=ref: m["case"]["source_ref"] == r, ref
+            )
+            opened[ref] = task["case_no"]
+        assert opened[SMOKE] != opened["HL-NORTH-1"]
+        await t.publish(topics.WORKORDERS, "HL-MID-1", nearby("HL-MID-1", 90))  # 90 m and 60 m
+        [reply] = await t.wait_for(
+            topics.REPLIES, lambda m: m["order_no"] == "HL-MID-1", "the joining report's reply"
+        )
+        assert reply["case_no"] == opened["HL-NORTH-1"]
+        assert (await case(district, opened["HL-NORTH-1"]))["reporters"] == 2
+        assert (await case(district, opened[SMOKE]))["reporters"] == 1
+
+
 async def test_the_phone_is_revealed_to_the_holding_unit_only(settings: Settings) -> None:
     async with running(district_app(settings)) as district, Topics(settings) as t:
         await t.publish(topics.WORKORDERS, SMOKE, ORDERS[SMOKE])
