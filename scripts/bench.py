@@ -381,8 +381,9 @@ async def _nothing(_: Offsets) -> None:
 async def bench_intake(settings: Settings, n: int, seed: int, merge_radius_m: float = 0.0) -> float:
     """Intake alone: orders/s through the district consumer's parse + one-transaction-per-batch
     path (`Intake.handle` in the consumer's `Lanes`, on records built beforehand and handed over
-    in fetch-sized batches, against the real database, duplicate merging off), with publishing
-    excluded (the outbox rows are removed afterwards, untimed)."""
+    in fetch-sized batches, against the real database; duplicate merging off unless
+    `merge_radius_m` is given), with publishing excluded (the outbox rows are removed
+    afterwards, untimed)."""
     records = _records(dispatchable_orders(n, seed))
     pool = await db.create_pool(settings.database_url, 2)
     try:

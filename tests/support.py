@@ -49,6 +49,11 @@ class Service:
         self.app = runner.app
 
     @property
+    def token_id(self) -> str:
+        """The id part of `cityops_<id>_<secret>`: what the record keeps of the token."""
+        return (self.token or "").split("_")[1]
+
+    @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 

@@ -70,7 +70,7 @@ class Lanes:
         timed: Callable[[float], None] = lambda _: None,
     ) -> None:
         self.handler, self.n, self.done, self.timed = handler, max(1, n), done, timed
-        self.max_records, self._share = max_records, max(1, max_records // max(1, n))
+        self.max_records, self._share = max_records, max(1, max_records // self.n)
         self._held: dict[TopicPartition, list[Record]] = {}
         self._count = 0  # records held
         self._working: dict[TopicPartition, int] = {}  # partitions lanes handle: records

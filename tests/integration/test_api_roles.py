@@ -48,11 +48,6 @@ async def call(
         return r.status, parsed, r.headers
 
 
-def token_id_of(service: Service) -> str:
-    """The id part of `cityops_<id>_<secret>`: what the record keeps of a token."""
-    return (service.token or "").split("_")[1]
-
-
 async def open_case(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
     await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
     [task] = await t.wait_for(
@@ -139,14 +134,14 @@ async def test_district_api_by_role(settings: Settings) -> None:
         assert status == 200 and body["supervised"] is True
         # the record names the token the decision came with, beside the actor it states
         [event] = [e for e in body["timeline"] if e["type"] == "supervised"]
-        assert (event["actor"], event["data"]["token_id"]) == ("op-1", token_id_of(op))
+        assert (event["actor"], event["data"]["token_id"]) == ("op-1", op.token_id)
         status, body, _ = await call(aud, "GET", "/api/v1/routing-rules")
         assert status == 200 and body
         change = {"actor": "sup-1", "category_code": "0102", "owner": "street", "reason": "核对"}
         assert (await call(sup, "PUT", "/api/v1/routing-rules", change))[0] == 200
         status, history, _ = await call(aud, "GET", "/api/v1/routing-rules/0102/history")
         [now] = [h for h in history if h["active"] and (h["urgency"], h["source"]) == ("*", "*")]
-        assert (now["changed_by"], now["token_id"]) == ("sup-1", token_id_of(sup))
+        assert (now["changed_by"], now["token_id"]) == ("sup-1", sup.token_id)
 
         # bad bodies: 400 not JSON, 422 wrong shape, 413 too large; all JSON
         status, body, _ = await call(sup, "POST", f"/api/v1/cases/{fumes}/dispatch", {})
@@ -163,7 +158,7 @@ async def test_district_api_by_role(settings: Settings) -> None:
         assert (status, body["error"]) == (405, "method_not_allowed")
 
         # a revoked token stops working
-        assert await sup.app[TOKENS].revoke(token_id_of(dept))
+        assert await sup.app[TOKENS].revoke(dept.token_id)
         assert (await call(dept, "GET", "/api/v1/queues"))[0] == 401
 
 
@@ -218,7 +213,7 @@ async def test_street_desk_by_role(settings: Settings) -> None:
             "the acceptance in the case record",
         )
         assert accepted["actor"] == "op-9"
-        assert accepted["data"]["token_id"] == token_id_of(dept)
+        assert accepted["data"]["token_id"] == dept.token_id
         status, doc, _ = await _anonymous(sup, "/api/v1/openapi.json")
         assert status == 200 and "/api/v1/tasks/{task_id}/actions" in doc["paths"]
 
