@@ -492,8 +492,9 @@ async def bench_floor(settings: Settings, n: int, seed: int) -> float:
     publisher = Publisher(pool, producer, batch=settings.outbox_batch, on_published=published)
     intake = await _intake(settings, pool, publisher.submit)
     replay = Replay.decide(intake, orders, first_no=8_000_000 + (seed % 10) * 100_000)
+    group = f"floor-{uuid.uuid4().hex[:6]}"
     consumer = BatchConsumer(
-        make_consumer(settings, f"floor-{uuid.uuid4().hex[:6]}", src),
+        lambda: make_consumer(settings, group, src),
         replay,
         intake.metrics,
         "floor",

@@ -21,6 +21,8 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from services.common import faults
+
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 10.0
@@ -180,6 +182,7 @@ _REASONS = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
+    503: "unavailable",
 }
 
 
@@ -200,7 +203,13 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
         detail = "the request holds text the database cannot store (e.g. a NUL character)"
         return web.json_response({"error": "bad_text", "detail": detail}, status=400)
-    except Exception:
+    except Exception as exc:
+        if faults.transient(exc):  # the database or broker is away: the client may retry
+            kind = faults.kind(exc)
+            log.warning("request failed on a dependency", extra={"kind": kind})
+            detail = f"a dependency is unavailable ({kind}); retry"
+            body = {"error": "unavailable", "detail": detail}
+            return web.json_response(body, status=503, headers={"Retry-After": "1"})
         error_id = uuid.uuid4().hex
         log.exception(
             "unhandled error in a request",

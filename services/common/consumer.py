@@ -1,11 +1,14 @@
 """A Kafka consume loop that commits offsets only after the batch's effects are durable.
 
-Retriable errors (database or broker unavailable) retry the same batch with backoff. Any other
-error splits the batch down to the record that causes it, which the handler dead-letters, so a
-poison message never blocks a partition and never crash-loops the service. Records are handled
-in lanes (`Lanes`): a partition is in one lane at a time and in order, each lane's batch is one
+A transient error (`faults`: database or broker unavailable, a timeout) retries the same batch,
+whole, with backoff. Any other error splits the batch down to the record that causes it; that
+record is tried once more, and dead-lettered by the handler only if it fails again while every
+dependency answers its probe. So a poison message never blocks a partition, and a valid one is
+never dead-lettered because the database restarted under it. Records are handled in lanes
+(`Lanes`): a partition is in one lane at a time and in order, each lane's batch is one
 transaction whose offsets are committed once it is durable, and lanes never wait for one
 another, so one lane's database round trips overlap with another's deciding, across fetches.
+Each `BatchConsumer.run` starts a fresh Kafka client, so a crashed run is simply run again.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeAlias
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from services.common import faults
 from services.common.lag import LagGauge
 from services.common.metrics import Metrics
 
@@ -28,15 +31,10 @@ log = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Offsets: TypeAlias = dict[TopicPartition, int]
-RETRIABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.InterfaceError,
-    KafkaError,
-    TimeoutError,
-)
+
+
+async def _always_healthy() -> bool:
+    return True
 
 
 class BatchHandler:
@@ -68,8 +66,11 @@ class Lanes:
         *,
         max_records: int = 2000,
         timed: Callable[[float], None] = lambda _: None,
+        healthy: Callable[[], Awaitable[bool]] = _always_healthy,
+        retries: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.handler, self.n, self.done, self.timed = handler, max(1, n), done, timed
+        self.healthy, self.retries = healthy, retries
         self.max_records, self._share = max_records, max(1, max_records // self.n)
         self._held: dict[TopicPartition, list[Record]] = {}
         self._count = 0  # records held
@@ -131,31 +132,58 @@ class Lanes:
                     self._changed.notify_all()
 
     async def _handle(self, records: list[Record]) -> None:
-        await _retrying(lambda: self._split_on_error(records))
+        retries = faults.Retries("batch", self.retries)
+        await faults.retrying(lambda: self._split_on_error(records), retries)
 
     async def _split_on_error(self, records: Sequence[Record]) -> None:
+        """Handle `records`; on an error that is not transient, handle each half on its own,
+        down to the one record that fails, which `_judge` decides about."""
         try:
             await self.handler.handle(records)
-        except RETRIABLE:
-            raise
         except Exception as exc:
+            if faults.transient(exc):
+                raise
             if len(records) == 1:
-                log.exception(
-                    "poison message dead-lettered",
-                    extra={"topic": records[0].topic, "offset": records[0].offset},
-                )
-                await self.handler.poison(records[0], exc)
+                await self._judge(records[0], exc)
                 return
             half = len(records) // 2
             log.warning("batch failed; splitting", extra={"size": len(records), "error": repr(exc)})
             await self._split_on_error(records[:half])
             await self._split_on_error(records[half:])
 
+    async def _judge(self, record: Record, error: Exception) -> None:
+        """One record failed with an error that is not transient. It is poison only if it
+        fails again while the database and the broker answer; while one does not, the whole
+        batch is retried (raising `faults.Transient`), since a server going away can surface
+        as an error of any class."""
+        await self._require_healthy(error)
+        try:
+            await self.handler.handle([record])
+            return
+        except Exception as again:
+            if faults.transient(again):
+                raise
+            await self._require_healthy(again)
+            error = again
+        log.error(
+            "poison message dead-lettered",
+            extra={"topic": record.topic, "offset": record.offset, "error": repr(error)},
+        )
+        await self.handler.poison(record, error)
+
+    async def _require_healthy(self, error: Exception) -> None:
+        if not await self.healthy():
+            raise faults.Transient("dependency", f"a dependency is down ({error!r})")
+
 
 class BatchConsumer:
+    """Fetches with a consumer from `connect` and hands the records to `Lanes`. Each `run` makes
+    a new client (aiokafka's cannot be started twice) and new lanes (records a failed run held
+    are fetched again from the committed offsets)."""
+
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        connect: Callable[[], AIOKafkaConsumer],
         handler: BatchHandler,
         metrics: Metrics,
         name: str,
@@ -163,50 +191,56 @@ class BatchConsumer:
         max_records: int = 2000,
         lanes: int = 1,
         commit_every_s: float = 0.2,
+        healthy: Callable[[], Awaitable[bool]] = _always_healthy,
     ) -> None:
-        self.consumer, self.handler, self.metrics, self.name = consumer, handler, metrics, name
-        self.max_records, self.commit_every_s = max_records, commit_every_s
-        self.lanes = Lanes(
-            handler,
-            lanes,
-            self._applied,
-            max_records=max_records,
-            timed=metrics.batch_seconds.labels(name).observe,
-        )
+        self.connect, self.handler, self.metrics, self.name = connect, handler, metrics, name
+        self.max_records, self.n_lanes, self.commit_every_s = max_records, lanes, commit_every_s
+        self.healthy = healthy
         self.ready = False
-        self.lag = LagGauge(consumer, metrics.consumer_lag, name, self.lanes.waiting)
         self._due: Offsets = {}  # durable, not yet committed: the next offset per partition
         self._committing = asyncio.Event()
 
     async def run(self) -> None:
-        await self.consumer.start()
+        consumer = self.connect()
+        lanes = Lanes(
+            self.handler,
+            self.n_lanes,
+            self._applied,
+            max_records=self.max_records,
+            timed=self.metrics.batch_seconds.labels(self.name).observe,
+            healthy=self.healthy,
+            retries=lambda kind: self.metrics.retries.labels(kind).inc(),
+        )
+        lag = LagGauge(consumer, self.metrics.consumer_lag, self.name, lanes.waiting)
         try:
+            await consumer.start()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.lanes.run())
-                group.create_task(self._fetch())
-                group.create_task(self._committer())
+                group.create_task(lanes.run())
+                group.create_task(self._fetch(consumer, lanes, lag))
+                group.create_task(self._committer(consumer))
         finally:
             self.ready = False
-            self.lag.clear()
+            lag.clear()
             try:
-                await self._commit()  # what is durable, so a successor starts after it
+                await self._commit(consumer)  # what is durable, so a successor starts after it
             finally:
-                await self.consumer.stop()
+                await consumer.stop()
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, consumer: AIOKafkaConsumer, lanes: Lanes, lag: LagGauge) -> None:
         while True:
-            batch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_records)
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
             self.ready = True
             if batch:
-                await self.lanes.put(batch)
-            await self.lag.refresh()
+                await lanes.put(batch)
+            await lag.refresh()
 
     async def _applied(self, offsets: Offsets) -> None:
         """A lane's batch is durable: its offsets are committed with the next commit."""
-        self._due.update(offsets)  # a partition's offsets only grow (one lane at a time)
+        for tp, offset in offsets.items():  # a partition's offsets only grow
+            self._due[tp] = max(offset, self._due.get(tp, offset))
         self._committing.set()
 
-    async def _committer(self) -> None:
+    async def _committer(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what is durable at most every `commit_every_s`: off the lanes' path, and
         one request for all of them (redelivery after a crash repeats at most that much,
         which the idempotency keys absorb)."""
@@ -214,33 +248,24 @@ class BatchConsumer:
             await self._committing.wait()
             await asyncio.sleep(self.commit_every_s)
             self._committing.clear()
-            await self._commit()
+            await self._commit(consumer)
 
-    async def _commit(self) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         due, self._due = self._due, {}
-        mine = {tp: offset for tp, offset in due.items() if tp in self.consumer.assignment()}
+        assigned = consumer.assignment()
+        mine = {tp: offset for tp, offset in due.items() if tp in assigned}
         if not mine:
             return
         try:
-            await self.consumer.commit(mine)
+            await consumer.commit(mine)
         except CommitFailedError as exc:  # a rebalance moved them: their new owner goes on
             log.warning("offsets not committed", extra={"error": repr(exc)})
-        except (KafkaError, OSError) as exc:  # the broker is away: keep them for the next try
+        except Exception as exc:
+            if not faults.transient(exc):
+                raise
+            # the broker is away: keep them for the next try (newer offsets win)
             log.warning("commit failed; will retry", extra={"error": repr(exc)})
+            self.metrics.retries.labels(faults.kind(exc) or "broker").inc()
             for tp, offset in mine.items():
                 self._due[tp] = max(offset, self._due.get(tp, offset))
             self._committing.set()
-
-
-async def _retrying(step: Callable[[], Awaitable[None]]) -> None:
-    delay = 0.1
-    while True:
-        try:
-            await step()
-            return
-        except RETRIABLE as exc:
-            log.warning(
-                "retriable error; retrying batch", extra={"error": repr(exc), "delay": delay}
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
 from services.common.config import ROOT
 
@@ -36,11 +37,44 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+#: Nothing waits forever on a database that stopped answering. A connection attempt gives up
+#: after CONNECT_TIMEOUT_S, a statement after COMMAND_TIMEOUT_S (client side: a frozen server
+#: never reports its own timeout), a wait for a free connection of the pool (and its release)
+#: after ACQUIRE_TIMEOUT_S. Server side, a statement is cancelled after STATEMENT_TIMEOUT and a
+#: transaction left idle (a client frozen mid-transaction) ends after IDLE_IN_TRANSACTION.
+CONNECT_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 60.0
+ACQUIRE_TIMEOUT_S = 30.0
+SERVER_SETTINGS = {
+    "statement_timeout": "50s",
+    "idle_in_transaction_session_timeout": "120s",
+}
+
+
+class Pool(asyncpg.Pool):  # type: ignore[misc]
+    """asyncpg's pool, with a bounded wait for a connection unless the caller gives one."""
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return super().acquire(timeout=ACQUIRE_TIMEOUT_S if timeout is None else timeout)
+
+
 async def create_pool(dsn: str, size: int = 8) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=_init_connection, reset=_reset, command_timeout=60
+    pool = Pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        init=_init_connection,
+        reset=_reset,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        command_timeout=COMMAND_TIMEOUT_S,
+        timeout=CONNECT_TIMEOUT_S,
+        server_settings=SERVER_SETTINGS,
     )
-    assert pool is not None
+    await pool  # opens min_size connections
     return pool
 
 

@@ -11,9 +11,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common.health import Health
 from services.common.metrics import Metrics
 
 METRICS = web.AppKey("metrics", Metrics)
+HEALTH = web.AppKey("health", Health)
 READY_CHECKS = web.AppKey("ready_checks", list[Callable[[], str | None]])
 #: label values stay a small fixed set: any other method is counted as "other"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -56,8 +58,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """503 with the reasons while any dependency is not yet connected or consuming."""
-    problems = [p for check in request.app[READY_CHECKS] if (p := check()) is not None]
+    """503 naming what is wrong while a dependency does not answer its probe or a consumer is
+    not polling; 200 again as soon as they do."""
+    problems = request.app[HEALTH].problems()
+    problems += [p for check in request.app[READY_CHECKS] if (p := check()) is not None]
     if problems:
         return web.json_response({"status": "not_ready", "problems": problems}, status=503)
     return web.json_response({"status": "ready"})
@@ -71,6 +75,7 @@ async def metrics(request: web.Request) -> web.Response:
 def base_app(metrics_: Metrics) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024, middlewares=[instrument])
     app[METRICS] = metrics_
+    app[HEALTH] = Health(metrics_)
     app[READY_CHECKS] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -105,7 +105,8 @@ class Metrics:
         self._operational(r)
 
     def _operational(self, r: CollectorRegistry) -> None:
-        """The process's plumbing: consumer lag, outbox backlog, database pool, HTTP."""
+        """The process's plumbing: consumer lag, outbox backlog, database pool, dependencies,
+        retries, HTTP."""
         self.consumer_lag = Gauge(
             "cityops_consumer_lag",
             "Records between the consumer's committed position and the partition's highwater",
@@ -121,6 +122,18 @@ class Metrics:
             "cityops_db_pool_connections",
             "Connections of the process's PostgreSQL pool: in use, idle, and the maximum",
             ["state"],
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "cityops_dependency_up",
+            "1 while the dependency (postgres, kafka) answers a probe within its timeout, else 0",
+            ["dependency"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "cityops_retries",
+            "Work retried after a transient error, by kind (database, broker, network, timeout)",
+            ["kind"],
             registry=r,
         )
         self.http_requests = Counter(

@@ -22,10 +22,10 @@ from datetime import timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from pydantic import BaseModel
 
+from services.common import faults
 from services.common.sql import Batch, Table
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,11 @@ class Publisher:
         sweep_every_s: float = 1.0,
         grace_s: float = 5.0,
         on_published: Callable[[str, int | None], None] | None = None,
+        retries: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._pool, self._producer, self._table = pool, producer, table
         self._batch, self._sweep_every_s, self._grace_s = batch, sweep_every_s, grace_s
-        self._on_published = on_published
+        self._on_published, self._retries = on_published, retries
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._sent: list[int] = []  # published by the fast lane, to delete
         self._sent_some = asyncio.Event()
@@ -168,10 +169,8 @@ class Publisher:
             self._queued -= len(rows.ids)
             try:
                 await self._send(rows)
-            except (OSError, KafkaError) as exc:
-                log.warning(
-                    "fast lane failed; the sweeper will publish", extra={"error": repr(exc)}
-                )
+            except Exception as exc:  # the rows stay in the table: the sweeper publishes them
+                self._failed("fast lane failed; the sweeper will publish", exc)
                 continue
             self._sent.extend(rows.ids)  # deleted alongside: the next send need not wait
             self._sent_some.set()
@@ -186,8 +185,8 @@ class Publisher:
             try:
                 async with self._pool.acquire() as conn:
                     await self._delete(conn, ids)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox delete failed", extra={"error": repr(exc)})
+            except Exception as exc:  # published again by the sweeper: at-least-once
+                self._failed("outbox delete failed", exc)
 
     async def _sweeper(self) -> None:
         grace = 0.0  # at start, whatever a previous process left behind goes out at once
@@ -195,10 +194,20 @@ class Publisher:
             try:
                 while await self.sweep(grace) == self._batch:
                     pass
-            except (OSError, KafkaError, asyncpg.PostgresError) as exc:
-                log.warning("outbox sweep failed, will retry", extra={"error": repr(exc)})
+            except Exception as exc:  # nothing is lost: the rows wait for the next sweep
+                self._failed("outbox sweep failed, will retry", exc)
             grace = self._grace_s
             await asyncio.sleep(self._sweep_every_s)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """The lanes never stop: a failure leaves the rows in the table for the sweeper. A
+        transient one is counted as a retry; anything else is logged with its traceback."""
+        kind = faults.kind(exc)
+        if kind is None:
+            log.exception(what, extra={"error": repr(exc)})
+            return
+        self._retries(kind)
+        log.warning(what, extra={"error": repr(exc), "kind": kind})
 
     async def sweep(self, grace_s: float = 0.0) -> int:
         """Publish rows older than `grace_s` from every shard no other instance is sweeping."""

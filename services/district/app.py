@@ -14,8 +14,9 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.crypto import load_vault
+from services.common.health import PostgresProbe, kafka_probe
+from services.common.http import HEALTH, READY_CHECKS, base_app
 from services.common.http import METRICS as METRICS_KEY
-from services.common.http import READY_CHECKS, base_app
 from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher, now_ms
@@ -67,6 +68,7 @@ def create_app(
             _pool,
             _workflow,
             _producer,
+            background("health", lambda a: a[HEALTH].run()),
             background("outbox-publisher", lambda a: a[PUBLISHER].run()),
             _consumer,
             background("district-consumer", lambda a: a[CONSUMER].run()),
@@ -86,7 +88,9 @@ async def _pool(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     app[POOL] = await db.create_pool(s.database_url, s.db_pool_size)
     app[METRICS_KEY].watch_pool(app[POOL])  # cityops_db_pool_connections
+    app[HEALTH].add("postgres", probe := PostgresProbe(s.database_url))
     yield
+    probe.close()
     await app[POOL].close()
 
 
@@ -106,11 +110,13 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     producer = app[PRODUCER] = make_producer(s)
     await producer.start()
+    app[HEALTH].add("kafka", kafka_probe(producer))
     app[PUBLISHER] = Publisher(
         app[POOL],
         producer,
         batch=s.outbox_batch,
         on_published=lambda topic, origin_ms: _observe(metrics, topic, origin_ms),
+        retries=lambda kind: metrics.retries.labels(kind).inc(),
     )
     app[STORE] = CaseStore(app[POOL], app[PUBLISHER].submit)
     app[TIMERS] = TimerWorker(
@@ -147,9 +153,14 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
         adopt=lambda: intake.adopt(ADOPT_AFTER),
         max_age=timedelta(days=s.parked_max_days),
     )
-    kafka = make_consumer(s, "district", *topics.INBOUND)
     app[CONSUMER] = BatchConsumer(
-        kafka, intake, metrics, "district", max_records=s.batch_max_records, lanes=s.intake_lanes
+        lambda: make_consumer(s, "district", *topics.INBOUND),
+        intake,
+        metrics,
+        "district",
+        max_records=s.batch_max_records,
+        lanes=s.intake_lanes,
+        healthy=app[HEALTH].healthy,
     )
     yield
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -21,6 +21,8 @@ from contracts import topics
 from services.common import params
 from services.common.auth import Principal, principal
 from services.common.config import Settings
+from services.common.http import METRICS
+from services.common.tasks import supervised
 from services.district import queue_queries
 from services.district.api_models import EventsQuery
 from services.district.keys import POOL, SETTINGS
@@ -39,31 +41,39 @@ SUMMARY = (
     "unit_code",
 )
 HEARTBEAT_S = 15.0
+#: a subscriber waits this long for the reader to reach the topic's end (503 after it)
+START_TIMEOUT_S = 10.0
 QUEUE_MAX = 1000
 
 
 class LiveEvents:
-    """Reads case events once and hands each to every subscriber's queue."""
+    """Reads case events once and hands each to every subscriber's queue. The reader runs
+    supervised: after a failure it starts again with a new client, from the topic's end."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, count: Callable[[str], None] = lambda _: None) -> None:
+        self.settings, self.count = settings, count
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
-        self._lock = asyncio.Lock()
-        self._consumer: AIOKafkaConsumer | None = None
+        self._positioned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start reading at the end of the topic (once; later calls return at once)."""
-        async with self._lock:
-            if self._consumer is not None:
-                return
-            s = self.settings
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=s.kafka_bootstrap,
-                enable_auto_commit=False,
-                fetch_max_wait_ms=s.fetch_max_wait_ms,
-                client_id=f"cityops-live-{s.instance}",
+        """Start reading at the end of the topic (once) and wait until the reader is there:
+        what happens after this returns is delivered."""
+        if self._task is None:
+            self._task = asyncio.create_task(
+                supervised("live-events", self._read, self.count), name="live-events"
             )
+        await asyncio.wait_for(self._positioned.wait(), START_TIMEOUT_S)
+
+    async def _read(self) -> None:
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            client_id=f"cityops-live-{s.instance}",
+        )
+        try:
             await consumer.start()
             parts = consumer.partitions_for_topic(topics.CASE_EVENTS)
             if not parts:
@@ -74,15 +84,15 @@ class LiveEvents:
             await consumer.seek_to_end(*tps)
             for tp in tps:  # resolve the positions now: what follows is delivered
                 await consumer.position(tp)
-            self._consumer = consumer
-            self._task = asyncio.create_task(self._pump(consumer), name="live-events")
-
-    async def _pump(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
-            for records in batch.values():
-                for r in records:
-                    self._fan_out(r.value)
+            self._positioned.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for records in batch.values():
+                    for r in records:
+                        self._fan_out(r.value)
+        finally:
+            self._positioned.clear()
+            await consumer.stop()
 
     def _fan_out(self, raw: bytes | None) -> None:
         try:
@@ -109,15 +119,14 @@ class LiveEvents:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
 
 
 LIVE = web.AppKey("live_events", LiveEvents)
 
 
 async def context(app: web.Application) -> AsyncIterator[None]:
-    app[LIVE] = LiveEvents(app[SETTINGS])
+    retries = app[METRICS].retries
+    app[LIVE] = LiveEvents(app[SETTINGS], lambda kind: retries.labels(kind).inc())
     yield
     await app[LIVE].close()
 
@@ -153,7 +162,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     who = principal(request)
     q = params.query(request, EventsQuery)
     live = request.app[LIVE]
-    await live.start()
+    try:
+        await live.start()
+    except TimeoutError:
+        raise web.HTTPServiceUnavailable(
+            reason="case events unavailable: the broker does not answer; retry"
+        ) from None
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_MAX)
     scope = _Scope(who, request.app[POOL], q.case_no)
     response = web.StreamResponse(

@@ -10,7 +10,8 @@ from contracts import topics
 from services.common import auth, db
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
-from services.common.http import METRICS, READY_CHECKS, base_app
+from services.common.health import PostgresProbe, kafka_probe
+from services.common.http import HEALTH, METRICS, READY_CHECKS, base_app
 from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher
@@ -30,6 +31,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
         [
             _pool,
             _producer,
+            background("health", lambda a: a[HEALTH].run()),
             background("street-outbox", lambda a: a[PUBLISHER].run()),
             _consumer,
             background("street-consumer", lambda a: a[CONSUMER].run()),
@@ -44,9 +46,11 @@ async def _pool(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     pool = app[POOL] = await db.create_pool(s.database_url, s.db_pool_size)
     app[METRICS].watch_pool(pool)  # cityops_db_pool_connections
+    app[HEALTH].add("postgres", probe := PostgresProbe(s.database_url))
     async with pool.acquire() as conn:
         app[UNITS] = list(s.street_units) or await queries.desk_units(conn, s.district_code)
     yield
+    probe.close()
     await pool.close()
 
 
@@ -54,19 +58,28 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     producer = app[PRODUCER] = make_producer(s)
     await producer.start()
-    app[PUBLISHER] = Publisher(app[POOL], producer, table=OUTBOX, batch=s.outbox_batch)
+    app[HEALTH].add("kafka", kafka_probe(producer))
+    retries = app[METRICS].retries
+    app[PUBLISHER] = Publisher(
+        app[POOL],
+        producer,
+        table=OUTBOX,
+        batch=s.outbox_batch,
+        retries=lambda kind: retries.labels(kind).inc(),
+    )
     yield
     await producer.stop()
 
 
 async def _consumer(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    kafka = make_consumer(s, "street", *(topics.task_topic(u) for u in app[UNITS]))
+    units = [topics.task_topic(u) for u in app[UNITS]]
     app[CONSUMER] = BatchConsumer(
-        kafka,
+        lambda: make_consumer(s, "street", *units),
         TaskInbox(app[POOL], app[METRICS], app[PUBLISHER].submit),
         app[METRICS],
         "street",
         max_records=s.batch_max_records,
+        healthy=app[HEALTH].healthy,
     )
     yield
