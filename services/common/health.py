@@ -57,10 +57,11 @@ class Health:
             async with self._locks[name], asyncio.timeout(self.timeout_s):
                 await self._probes[name]()
         except Exception as exc:  # every failure of a probe means "down", whatever its class
-            why = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+            timed_out = isinstance(exc, TimeoutError)
+            why = f"no answer within {self.timeout_s:g} s" if timed_out else type(exc).__name__
             if name not in self._down:
                 log.warning("dependency down", extra={"dependency": name, "error": repr(exc)})
-            self._down[name] = f"{why} within {self.timeout_s:g} s"
+            self._down[name] = why
             self.metrics.dependency_up.labels(name).set(0)
             return False
         if self._down.pop(name, None) is not None:
