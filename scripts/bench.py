@@ -33,7 +33,6 @@ from aiokafka.structs import ConsumerRecord
 from feedgen import FeedGenerator
 
 from contracts import topics
-from services.bootstrap import bootstrap
 from services.common import db
 from services.common.config import ROOT, Settings
 from services.common.consumer import BatchConsumer, Lanes, Offsets
@@ -43,16 +42,17 @@ from services.common.kafka import PARTITIONS, make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Pending, Publisher, partition
 from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
-from services.district import intake_queries as iq
-from services.district import queries
-from services.district.consumer import Intake, _Batch
-from services.district.deadlines import DeadlinePolicy
-from services.district.decisions import DistrictDesk
-from services.district.duplicates import DuplicatePolicy
-from services.district.intake import Command, parse
-from services.district.model import Changes, case_number, lookup_key
-from services.district.workcal import WorkCalendar
-from services.district.workflow import Context
+from services.district.cases import queries
+from services.district.cases.model import Changes, case_number, lookup_key
+from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.workcal import WorkCalendar
+from services.district.decisions.operator import DistrictDesk
+from services.district.decisions.workflow import Context
+from services.district.intake import queries as iq
+from services.district.intake.duplicates import DuplicatePolicy
+from services.district.intake.handler import Intake, _Batch
+from services.district.intake.parse import Command, parse
+from services.ops.bootstrap import bootstrap
 
 OUT = ROOT / "bench-results"
 
@@ -144,7 +144,9 @@ class District:
             "CITYOPS_LOG_LEVEL": "WARNING",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "district"], env=env, stdout=subprocess.DEVNULL
+            [sys.executable, "-m", "services.ops.cli", "district"],
+            env=env,
+            stdout=subprocess.DEVNULL,
         )
 
     async def metric(self, name: str) -> float:
@@ -302,12 +304,12 @@ async def bench_timers(settings: Settings) -> float:
     from services.common.clock import FakeClock
     from services.common.crypto import load_vault
     from services.common.metrics import Metrics
-    from services.district import queries
-    from services.district.deadlines import DeadlinePolicy
-    from services.district.decisions import DistrictDesk
-    from services.district.timers import TimerWorker
-    from services.district.workcal import WorkCalendar
-    from services.district.workflow import Context
+    from services.district.cases import queries
+    from services.district.deadlines.policy import DeadlinePolicy
+    from services.district.deadlines.timers import TimerWorker
+    from services.district.deadlines.workcal import WorkCalendar
+    from services.district.decisions.operator import DistrictDesk
+    from services.district.decisions.workflow import Context
 
     pool = await db.create_pool(settings.database_url, 2)
     try:

@@ -17,10 +17,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.bootstrap import bootstrap
 from services.common import db
 from services.common.config import ROOT, Settings
 from services.devstack import EmbeddedKafka, EmbeddedPostgres
+from services.ops.bootstrap import bootstrap
 
 TEMPLATE = "cityops_test_template"
 

@@ -20,11 +20,20 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher, now_ms
 from services.common.tasks import background
-from services.district import api, gauges, kpi_api, live, openapi, queries, queue_api
-from services.district.consumer import Intake
-from services.district.deadlines import DeadlinePolicy
-from services.district.decisions import DistrictDesk
-from services.district.duplicates import DuplicatePolicy
+from services.district.api import cases as api
+from services.district.api import kpis as kpi_api
+from services.district.api import live, openapi
+from services.district.api import queues as queue_api
+from services.district.cases import queries
+from services.district.cases.store import CaseStore
+from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.timers import TimerWorker
+from services.district.deadlines.workcal import WorkCalendar
+from services.district.decisions.operator import DistrictDesk
+from services.district.decisions.workflow import Context
+from services.district.intake.duplicates import DuplicatePolicy
+from services.district.intake.handler import Intake
+from services.district.intake.parked import ParkedSweeper
 from services.district.keys import (
     CLOCK,
     CONSUMER,
@@ -37,11 +46,7 @@ from services.district.keys import (
     TIMERS,
     WORKFLOW,
 )
-from services.district.parked import ParkedSweeper
-from services.district.store import CaseStore
-from services.district.timers import TimerWorker
-from services.district.workcal import WorkCalendar
-from services.district.workflow import Context
+from services.district.queues import gauges
 
 __all__ = ["CLOCK", "POOL", "SETTINGS", "WORKFLOW", "create_app"]
 
@@ -57,7 +62,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or Clock()
     app.router.add_routes(api.routes)
-    app.router.add_routes(kpi_api.routes)  # GET /api/v1/kpis (services/district/kpi_api.py)
+    app.router.add_routes(kpi_api.routes)  # GET /api/v1/kpis (services/district/api/kpis.py)
     app.router.add_routes(queue_api.routes)  # queues, case search
     queue_api.setup(app)
     app.router.add_routes(live.routes)  # GET /api/v1/events (server-sent events)

@@ -10,10 +10,10 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.outbox import Publisher
-from services.district.decisions import DistrictDesk
-from services.district.parked import ParkedSweeper
-from services.district.store import CaseStore
-from services.district.timers import TimerWorker
+from services.district.cases.store import CaseStore
+from services.district.deadlines.timers import TimerWorker
+from services.district.decisions.operator import DistrictDesk
+from services.district.intake.parked import ParkedSweeper
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)

@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 
 from contracts import topics
-from services import tokens
 from services.common import db
 from services.common.auth import TOKENS, Role, TokenStore
 from services.common.config import Settings
 from services.district.app import create_app as district_app
+from services.ops import tokens
 from services.street.app import create_app as street_app
 from tests.support import Service, Topics, running, samples, wait_until
 

@@ -39,7 +39,7 @@ def start_district(settings: Settings) -> subprocess.Popen[bytes]:
         "CITYOPS_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "district"],
+        [sys.executable, "-m", "services.ops.cli", "district"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -18,9 +18,9 @@ from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.common.kafka import PARTITIONS
 from services.district.app import create_app as district_app
-from services.district.duplicates import cell_of
+from services.district.cases.model import case_number
+from services.district.intake.duplicates import cell_of
 from services.district.keys import PARKED
-from services.district.model import case_number
 from tests.support import Service, Topics, running, samples, wait_until
 
 ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}

@@ -15,9 +15,9 @@ from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.district.app import POOL, WORKFLOW
 from services.district.app import create_app as district_app
+from services.district.cases.replay import replay
+from services.district.deadlines.timers import TimerWorker
 from services.district.keys import PUBLISHER
-from services.district.replay import replay
-from services.district.timers import TimerWorker
 from tests.support import Service, Topics, running, samples, task_feedback, wait_until
 
 ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}

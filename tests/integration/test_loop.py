@@ -290,7 +290,7 @@ async def test_open_case_gauges_follow_the_cases(settings: Settings) -> None:
         task = await task_for(t, "HL2026112700125")
 
         async def gauge(unit: str, state: str, want: float) -> bool:
-            from services.district.gauges import refresh
+            from services.district.queues.gauges import refresh
 
             await refresh(district.app[POOL], district.app[METRICS], settings.district_code)
             return await district.metric("cityops_cases_open", unit=unit, state=state) == want

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.district.duplicates import DuplicatePolicy, distance_m, find_duplicate, probe
-from services.district.lifecycle import State
-from services.district.model import CaseRec
+from services.district.cases.lifecycle import State
+from services.district.cases.model import CaseRec
+from services.district.intake.duplicates import DuplicatePolicy, distance_m, find_duplicate, probe
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LON, LAT = 121.45309, 31.22692
@@ -66,7 +66,7 @@ def test_the_probe_box_holds_the_whole_radius() -> None:
 def test_the_cells_of_a_probe_hold_every_point_of_its_box() -> None:
     import random
 
-    from services.district.duplicates import cell_of, cells
+    from services.district.intake.duplicates import cell_of, cells
 
     rng = random.Random(4)
     for _ in range(500):

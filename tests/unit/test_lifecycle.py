@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.district.lifecycle import (
+from services.district.cases.lifecycle import (
     OPEN,
     TERMINAL,
     TRANSITIONS,

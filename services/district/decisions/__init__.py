@@ -1,0 +1,1 @@
+"""What the district decides about a case, one module per group of decisions. Pure."""

@@ -1,0 +1,332 @@
+"""The district's intake: one transaction per consumed batch, every effect exactly once."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from contracts import topics
+from contracts.hotline import Feedback, OrderAction, WorkOrder
+from contracts.roadchief import Report
+from contracts.tasks import TaskFeedback
+from services.common import outbox
+from services.common.clock import Clock
+from services.common.consumer import BatchHandler, Record
+from services.common.kafka import dead_letter
+from services.common.metrics import Metrics
+from services.district.cases import queries
+from services.district.cases.lifecycle import IllegalTransition
+from services.district.cases.model import CaseRec, Changes, ParkedRec, case_number, lookup_key
+from services.district.decisions.workflow import Refused, Workflow, source_of
+from services.district.intake import queries as iq
+from services.district.intake.duplicates import DuplicatePolicy, find_duplicate, probe
+from services.district.intake.parse import FEEDS, Command, Invalid, parse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Batch:
+    """One batch's working set: cases by number and by upstream reference, and outcomes."""
+
+    changes: Changes = field(default_factory=Changes)
+    by_no: dict[str, CaseRec] = field(default_factory=dict)
+    by_ref: dict[tuple[str, str], CaseRec] = field(default_factory=dict)
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    #: open cases by category, where new reports look for a duplicate (并案)
+    by_category: dict[str, list[CaseRec]] = field(default_factory=dict)
+    #: messages waiting for a case: parked before this batch (row id) and in this batch
+    parked_before: dict[str, list[tuple[int, Record]]] = field(default_factory=dict)
+    parked_now: dict[str, list[tuple[ParkedRec, Record, Command]]] = field(default_factory=dict)
+
+    def add(self, case: CaseRec) -> None:
+        self.by_no[case.case_no] = case
+        self.by_ref[(case.source, case.source_ref)] = case
+        if case.lon is not None:
+            self.by_category.setdefault(case.category_code, []).append(case)
+
+    def find(self, lookup: tuple[str, str] | str) -> CaseRec | None:
+        return self.by_no.get(lookup) if isinstance(lookup, str) else self.by_ref.get(lookup)
+
+
+class Intake(BatchHandler):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        workflow: Workflow,
+        metrics: Metrics,
+        district_code: str,
+        on_commit: Callable[[outbox.Pending], None] = lambda _: None,
+        clock: Clock | None = None,
+        duplicates: DuplicatePolicy | None = None,
+    ) -> None:
+        self.pool, self.workflow, self.metrics = pool, workflow, metrics
+        self.district_code, self.on_commit = district_code, on_commit
+        self.clock = clock or Clock()
+        self.duplicates = duplicates or DuplicatePolicy()
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        now = self.clock.now()
+        batch = _Batch()
+        commands: list[tuple[Record, Command]] = []
+        for record in records:
+            try:
+                commands.append((record, parse(record, now)))
+            except Invalid as exc:
+                self._dead(batch, record, exc.kind, exc.detail, "invalid")
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await queries.claim_new_keys(conn, [c.key for _, c in commands])
+            todo = []
+            for record, cmd in commands:
+                if cmd.key in fresh:
+                    fresh.discard(cmd.key)  # a repeat inside the batch is a duplicate too
+                    todo.append((record, cmd))
+                else:
+                    batch.outcomes.append((cmd.feed, "duplicate"))
+            await self._load(conn, batch, [c for _, c in todo], now)
+            reserved = await queries.next_case_numbers(conn, sum(c.opens_case for _, c in todo))
+            batch.parked_before = await iq.parked_for(
+                conn,
+                [lookup_key(c.case_lookup()) for _, c in todo if c.opens_case]
+                + [case_number(self.district_code, n, now) for n in reserved],
+            )
+            numbers = iter(reserved)
+            for record, cmd in todo:
+                self._apply(batch, record, cmd, now, numbers)
+                if cmd.opens_case:
+                    self._unpark(batch, cmd, now, numbers)
+            pending = await queries.save(conn, batch.changes)
+        self._after_commit(batch, pending)
+
+    async def adopt(self, older_than: timedelta, limit: int = 500) -> int:
+        """Apply parked messages whose case exists after all: it opened in a transaction that
+        ran alongside the one that parked them (another instance's batch), so neither saw the
+        other. Cases another transaction holds are left for the next pass. Returns how many
+        were applied or dead-lettered."""
+        now = self.clock.now()
+        batch = _Batch()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await iq.orphans(conn, self.district_code, now - older_than, limit)
+            parsed: list[tuple[int, Record, Command]] = []
+            for row_id, record in rows:
+                try:
+                    parsed.append((row_id, record, parse(record, now)))
+                except Invalid as exc:  # cannot happen for a message parsed before; kept safe
+                    batch.changes.unparked.append(row_id)
+                    self._dead(batch, record, exc.kind, exc.detail, "invalid")
+            cmds = [cmd for _, _, cmd in parsed]
+            await self._load(conn, batch, cmds, now, skip_locked=True)
+            for row_id, record, cmd in parsed:
+                if batch.find(cmd.case_lookup()) is not None:
+                    batch.changes.unparked.append(row_id)
+                    self._apply(batch, record, cmd, now, iter(()))
+            pending = await queries.save(conn, batch.changes)
+        self._after_commit(batch, pending)
+        return len(batch.changes.unparked)
+
+    async def poison(self, record: Record, error: BaseException) -> None:
+        batch = _Batch()
+        self._dead(batch, record, "internal_error", repr(error), "invalid")
+        async with self.pool.acquire() as conn, conn.transaction():
+            pending = await outbox.write(conn, batch.changes.outbox)
+        self._after_commit(batch, pending)
+
+    async def _load(
+        self,
+        conn: asyncpg.Connection,
+        batch: _Batch,
+        cmds: list[Command],
+        now: datetime,
+        *,
+        skip_locked: bool = False,
+    ) -> None:
+        """Lock the cases the batch touches: by number, by reference (a merged report's too),
+        and the open cases new reports may duplicate (one query each for the whole batch)."""
+        lookups = [c.case_lookup() for c in cmds]
+        refs = [x for x in lookups if not isinstance(x, str)]
+        joined = await iq.reporter_cases(conn, refs)
+        nearby: list[str] = []
+        if self.duplicates.enabled:
+            probes = [
+                probe(*key, self.duplicates.radius_m)
+                for c in cmds
+                if c.opens_case and (key := self._duplicate_key(c)) is not None
+            ]
+            since = now - self.duplicates.window
+            nearby = await iq.nearby_open_cases(
+                conn, self.district_code, probes, since, self.duplicates.radius_m
+            )
+        numbers = [x for x in lookups if isinstance(x, str)]
+        found = await queries.lock_cases(
+            conn, [*numbers, *joined.values(), *nearby], refs, skip_locked=skip_locked
+        )
+        for case in found:
+            batch.add(case)
+        for ref, case_no in joined.items():
+            if case_no in batch.by_no:  # (a case skipped as locked is not in the batch)
+                batch.by_ref[ref] = batch.by_no[case_no]
+
+    def _duplicate_key(self, cmd: Command) -> tuple[str, float, float] | None:
+        assert isinstance(cmd.message, WorkOrder | Report)
+        return self.workflow.duplicate_key(cmd.message)
+
+    def _unpark(
+        self, batch: _Batch, opener: Command, now: datetime, numbers: Iterator[int]
+    ) -> None:
+        """The case `opener` opened (or joined) is known now: apply what waited for it, in the
+        order it arrived."""
+        case = batch.find(opener.case_lookup())
+        if case is None:
+            return
+        waiting: list[tuple[Record, Command | None]] = []
+        for key in dict.fromkeys((lookup_key(opener.case_lookup()), case.case_no)):
+            for row_id, record in batch.parked_before.pop(key, []):
+                batch.changes.unparked.append(row_id)
+                waiting.append((record, None))
+            for parked, record, cmd in batch.parked_now.pop(key, []):
+                batch.changes.parked.remove(parked)
+                waiting.append((record, cmd))
+        for record, maybe in waiting:
+            try:
+                cmd = maybe or parse(record, now)
+            except Invalid as exc:
+                self._dead(batch, record, exc.kind, exc.detail, "invalid")
+                continue
+            self._apply(batch, record, cmd, now, numbers)
+
+    def _park(self, batch: _Batch, record: Record, cmd: Command, now: datetime) -> None:
+        """No case yet for this action: keep it until its case opens (or it expires)."""
+        lookup = lookup_key(cmd.case_lookup())
+        parked = iq.park_record(self.district_code, lookup, record, now)
+        batch.changes.parked.append(parked)
+        batch.parked_now.setdefault(lookup, []).append((parked, record, cmd))
+        batch.outcomes.append((cmd.feed, "parked"))
+        log.info(
+            "parked",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+
+    def _apply(
+        self, batch: _Batch, record: Record, cmd: Command, now: datetime, numbers: Iterator[int]
+    ) -> None:
+        ch = batch.changes
+        mark = (len(ch.events), len(ch.outbox), len(ch.after_commit), len(ch.new_cases))
+        joined = len(ch.reporters)
+        case = batch.find(cmd.case_lookup())
+        saved = copy.deepcopy(case) if case is not None else None
+        try:
+            outcome = self._decide(batch, cmd, case, now, numbers)
+        except (Refused, IllegalTransition) as exc:
+            self._rollback(batch, mark, case, saved)
+            self._dead(batch, record, "refused", str(exc), "refused")
+            return
+        except _Unknown:
+            self._rollback(batch, mark, case, saved)
+            del ch.reporters[joined:]
+            self._park(batch, record, cmd, now)
+            return
+        batch.outcomes.append((cmd.feed, outcome))
+
+    def _decide(
+        self,
+        batch: _Batch,
+        cmd: Command,
+        case: CaseRec | None,
+        now: datetime,
+        numbers: Iterator[int],
+    ) -> str:
+        m, wf, ch = cmd.message, self.workflow, batch.changes
+        if cmd.opens_case:
+            if case is not None:
+                return "duplicate"  # the same order or report dispatched again
+            assert isinstance(m, WorkOrder | Report)
+            same = self._duplicate_of(batch, cmd, now)
+            if same is not None:
+                wf.join_report(same, m, now, ch)
+                batch.by_ref[source_of(m)] = same
+                return "accepted"
+            case_no = self._case_no(next(numbers), now)
+            if isinstance(m, Report):
+                case = wf.open_report(m, case_no, now, cmd.origin_ms, ch)
+            else:
+                assert isinstance(m, WorkOrder)
+                case = wf.open_order(m, case_no, now, cmd.origin_ms, ch)
+            batch.add(case)
+            return "out_of_district" if case.state == "not_ours" else "accepted"
+        if case is None:
+            raise _Unknown(f"no case for {cmd.case_lookup()}")
+        if isinstance(m, TaskFeedback):
+            wf.unit_feedback(case, m, now, ch)
+        elif isinstance(m, Feedback):
+            wf.followup(case, m, now, ch)
+        else:
+            assert isinstance(m, WorkOrder) and m.action is not OrderAction.DISPATCH
+            if not wf.order_action(case, m, now, ch):
+                return "stale"
+        return "accepted"
+
+    def _duplicate_of(self, batch: _Batch, cmd: Command, now: datetime) -> CaseRec | None:
+        key = self._duplicate_key(cmd) if self.duplicates.enabled else None
+        if key is None:
+            return None
+        category, lon, lat = key
+        candidates = batch.by_category.get(category, ())
+        return find_duplicate(
+            candidates, self.district_code, category, lon, lat, now, self.duplicates
+        )
+
+    def _case_no(self, n: int, now: datetime) -> str:
+        return case_number(self.district_code, n, now)
+
+    @staticmethod
+    def _rollback(
+        batch: _Batch,
+        mark: tuple[int, int, int, int],
+        case: CaseRec | None,
+        saved: CaseRec | None,
+    ) -> None:
+        ch = batch.changes
+        del ch.events[mark[0] :], ch.outbox[mark[1] :], ch.after_commit[mark[2] :]
+        del ch.new_cases[mark[3] :]
+        if case is not None and saved is not None:
+            batch.add(saved)
+            if case.case_no in ch.cases:
+                ch.cases[case.case_no] = saved
+            for t in saved.tasks:
+                if t.task_id in ch.tasks:
+                    ch.tasks[t.task_id] = t
+
+    def _dead(self, batch: _Batch, record: Record, kind: str, detail: str, outcome: str) -> None:
+        feed = FEEDS.get(record.topic, record.topic)
+        letter = dead_letter(record, kind, detail)
+        key = (record.key or b"").decode("utf-8", "replace")
+        batch.changes.outbox.append(outbox.OutMessage.of(topics.DEADLETTER, key, letter))
+        batch.outcomes.append((feed, outcome))
+        self.metrics.deadletters.labels(feed, kind)  # create the series; counted after commit
+        batch.changes.after_commit.append(lambda: self.metrics.deadletters.labels(feed, kind).inc())
+        log.info(
+            "dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "kind": kind,
+            },
+        )
+
+    def _after_commit(self, batch: _Batch, pending: outbox.Pending) -> None:
+        for fn in batch.changes.after_commit:
+            fn()
+        for (feed, outcome), n in Counter(batch.outcomes).items():
+            self.metrics.intake_messages.labels(feed, outcome).inc(n)
+        self.on_commit(pending)
+
+
+class _Unknown(Exception):
+    pass
