@@ -46,12 +46,13 @@ from services.district.cases import queries
 from services.district.cases.model import Changes, case_number, lookup_key
 from services.district.deadlines.policy import DeadlinePolicy
 from services.district.deadlines.workcal import WorkCalendar
-from services.district.decisions.operator import DistrictDesk
-from services.district.decisions.workflow import Context
+from services.district.decisions import Decisions
+from services.district.decisions.context import Context
 from services.district.intake import queries as iq
 from services.district.intake.duplicates import DuplicatePolicy
 from services.district.intake.handler import Intake, _Batch
 from services.district.intake.parse import Command, parse
+from services.district.routing import queries as routing_queries
 from services.ops.bootstrap import bootstrap
 
 OUT = ROOT / "bench-results"
@@ -304,19 +305,18 @@ async def bench_timers(settings: Settings) -> float:
     from services.common.clock import FakeClock
     from services.common.crypto import load_vault
     from services.common.metrics import Metrics
-    from services.district.cases import queries
     from services.district.deadlines.policy import DeadlinePolicy
     from services.district.deadlines.timers import TimerWorker
     from services.district.deadlines.workcal import WorkCalendar
-    from services.district.decisions.operator import DistrictDesk
-    from services.district.decisions.workflow import Context
+    from services.district.decisions import Decisions
+    from services.district.decisions.context import Context
 
     pool = await db.create_pool(settings.database_url, 2)
     try:
         async with pool.acquire() as conn:
-            ref = await queries.load_reference(conn, settings.district_code)
+            ref = await routing_queries.load_reference(conn, settings.district_code)
             due = await conn.fetchval("SELECT count(*) FROM task_timers")
-        desk = DistrictDesk(
+        desk = Decisions(
             Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), Metrics())
         )
         clock = FakeClock(datetime.now(UTC) + timedelta(days=30))
@@ -361,11 +361,9 @@ async def _intake(
     """The district's intake as the service builds it; duplicate merging off unless a radius
     is given (the generated orders cluster around the anchors: with merging on, most merge)."""
     async with pool.acquire() as conn:
-        ref = await queries.load_reference(conn, settings.district_code)
+        ref = await routing_queries.load_reference(conn, settings.district_code)
     metrics = Metrics()
-    desk = DistrictDesk(
-        Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics)
-    )
+    desk = Decisions(Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics))
     return Intake(
         pool,
         desk,
@@ -422,7 +420,7 @@ class Replay(Intake):
     def __init__(self, intake: Intake, decided: dict[bytes, tuple[Command, Changes]]) -> None:
         super().__init__(
             intake.pool,
-            intake.workflow,
+            intake.decisions,
             intake.metrics,
             intake.district_code,
             on_commit=intake.on_commit,

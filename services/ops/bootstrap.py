@@ -10,7 +10,7 @@ from services.common import db
 from services.common.config import Settings
 from services.common.crypto import load_vault
 from services.common.kafka import district_topics, ensure_topics
-from services.district.cases import queries
+from services.district.routing import queries
 from services.district.routing.reference import load_csv
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from shapely.geometry import box, mapping
 from contracts import topics
 from services.common.config import Settings
 from services.district.app import create_app as district_app
-from services.district.cases import queries
+from services.district.routing import queries
 from services.district.routing.geo import Located
 from services.ops.bootstrap import bootstrap
 from tests.support import Topics, running, samples

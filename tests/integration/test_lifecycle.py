@@ -13,7 +13,7 @@ from contracts import topics
 from services.common import db
 from services.common.clock import FakeClock
 from services.common.config import Settings
-from services.district.app import POOL, WORKFLOW
+from services.district.app import DECISIONS, POOL
 from services.district.app import create_app as district_app
 from services.district.cases.replay import replay
 from services.district.deadlines.timers import TimerWorker
@@ -246,10 +246,10 @@ async def test_overdue_accept_is_supervised_once_and_the_unit_urged(settings: Se
         )
         assert urged["task_id"] == task["task_id"] and "督办" in urged["note"]
         # more instances racing on the same alarms fire nothing more
-        desk, pool = district.app[WORKFLOW], district.app[POOL]
+        decisions, pool = district.app[DECISIONS], district.app[POOL]
+        submit = district.app[PUBLISHER].submit
         workers = [
-            TimerWorker(pool, desk, district.app[PUBLISHER].submit, clock, settings.district_code)
-            for _ in range(3)
+            TimerWorker(pool, decisions, submit, clock, settings.district_code) for _ in range(3)
         ]
         await asyncio.gather(*(w.fire_due() for w in workers))
         detail = await case(district, no)
@@ -278,8 +278,9 @@ async def test_timers_fire_once_across_instances_and_catch_up_after_downtime(
     try:
         app = district_app(settings, clock=clock)
         async with running(app) as district:
-            desk, submit = district.app[WORKFLOW], district.app[PUBLISHER].submit
-            workers = [TimerWorker(p, desk, submit, clock, settings.district_code) for p in pools]
+            decisions, submit = district.app[DECISIONS], district.app[PUBLISHER].submit
+            district_code = settings.district_code
+            workers = [TimerWorker(p, decisions, submit, clock, district_code) for p in pools]
             for _ in range(3):
                 await asyncio.gather(*(w.fire_due() for w in workers))
             conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)

@@ -1,11 +1,12 @@
-"""Queries and answers of the district's operator API (its OpenAPI document is built from these)."""
+"""Requests and answers of the district's operator API (its OpenAPI document is built from
+these)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from services.district.cases.lifecycle import State
 
@@ -114,3 +115,56 @@ class RuleVersion(RuleOut):
 
 class RuleHistory(RootModel[list[RuleVersion]]):
     pass
+
+
+# -- commands: the bodies of POST /api/v1/cases/{case_no}/<command> and PUT /routing-rules -----
+
+
+class Command(BaseModel):
+    actor: str = Field(min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=2000)
+
+
+class DispatchTo(Command):
+    unit: str
+
+
+class JointTask(Command):
+    lead: str
+    co_units: list[str] = Field(min_length=1, max_length=10)
+
+
+class ExtensionDecision(Command):
+    task_id: str
+    approve: bool
+    until: AwareDatetime | None = None
+
+
+class Verification(Command):
+    ok: bool
+
+
+class SplitReport(Command):
+    source_ref: str = Field(min_length=1, max_length=200)
+
+
+class MergeCase(Command):
+    into: str = Field(min_length=1, max_length=64)
+
+
+class RevealPhone(Command):
+    unit_code: str = Field(min_length=1, max_length=40)
+
+
+class PhoneRevealed(BaseModel):
+    case_no: str
+    unit_code: str
+    phone: str
+
+
+class RuleChange(Command):
+    category_code: str
+    owner: str
+    alt_owner: str | None = None
+    urgency: str = "*"
+    source: str = "*"

@@ -8,14 +8,17 @@ from aiohttp import web
 
 from services.common.auth import Role
 from services.common.openapi import Object, Op, document, with_undocumented
-from services.district.api import cases as api
+from services.district.api import commands
 from services.district.api.models import (
     CaseDetail,
     CasePage,
     CaseQuery,
     EventsQuery,
     KpiQuery,
+    PhoneRevealed,
     Queues,
+    RevealPhone,
+    RuleChange,
     RuleHistory,
     RuleList,
     RuleOut,
@@ -30,7 +33,7 @@ def _roles(roles: frozenset[Role]) -> str:
 
 
 def operations() -> list[Op]:
-    commands = [
+    decisions = [
         Op(
             "POST",
             f"/api/v1/cases/{{case_no}}/{path}",
@@ -40,7 +43,7 @@ def operations() -> list[Op]:
             errors=(401, 403, 404, 409),
             headers=IDEMPOTENCY,
         )
-        for path, (model, roles) in api.COMMANDS.items()
+        for path, (model, roles) in commands.COMMANDS.items()
     ]
     return [
         Op("GET", "/api/v1/queues", "open cases per unit and state, overdue tasks, triage", Queues),
@@ -52,21 +55,13 @@ def operations() -> list[Op]:
             CaseDetail,
             errors=(401, 404),
         ),
-        *commands,
+        *decisions,
         Op(
             "POST",
             "/api/v1/cases/{case_no}/reveal-phone",
             "the caller's phone, for a unit holding an active task; recorded (not the number)",
-            api.PhoneRevealed,
-            body=api.RevealPhone,
-            errors=(401, 403, 404, 409),
-        ),
-        Op(
-            "POST",
-            "/api/v1/cases/{case_no}/reveal-phone",
-            "the caller's phone, for a unit holding an active task of the case (recorded)",
-            api.PhoneRevealed,
-            body=api.RevealPhone,
+            PhoneRevealed,
+            body=RevealPhone,
             errors=(401, 403, 404, 409),
         ),
         Op("GET", "/api/v1/routing-rules", "the active routing rules", RuleList, errors=(401,)),
@@ -75,7 +70,7 @@ def operations() -> list[Op]:
             "/api/v1/routing-rules",
             "change a routing rule (supervisor)",
             RuleOut,
-            body=api.RuleChange,
+            body=RuleChange,
             errors=(401, 403),
         ),
         Op(

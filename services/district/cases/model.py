@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contracts.hotline import WorkOrder
+from contracts.roadchief import Report
 from services.common.outbox import OutMessage
 from services.district.cases.lifecycle import TERMINAL, State
 
@@ -31,6 +33,14 @@ class TaskRec:
     @property
     def active(self) -> bool:
         return self.state in ("assigned", "accepted", "contacted")
+
+    def deadlines(self) -> dict[str, str]:
+        """The task's deadlines as the case record shows them (before / after a change)."""
+        return {
+            "accept_by": self.accept_by.isoformat(),
+            "first_contact_by": self.first_contact_by.isoformat(),
+            "resolve_by": self.resolve_by.isoformat(),
+        }
 
     def resume_state(self) -> str:
         """The working state its timestamps say it is in (after parking)."""
@@ -151,6 +161,11 @@ class ParkedRec:
 def lookup_key(lookup: tuple[str, str] | str) -> str:
     """How a parked message names its case: 'source:source_ref', or the case number."""
     return lookup if isinstance(lookup, str) else f"{lookup[0]}:{lookup[1]}"
+
+
+def source_of(m: WorkOrder | Report) -> tuple[str, str]:
+    """(source, source_ref): how the case record names the report a case came from."""
+    return ("hotline12345", m.order_no) if isinstance(m, WorkOrder) else ("roadchief", m.report_id)
 
 
 def case_number(district_code: str, n: int, now: datetime) -> str:

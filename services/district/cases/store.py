@@ -24,6 +24,16 @@ class Duplicate(Exception):
     """The command's idempotency key was applied before: it changes nothing now."""
 
 
+def committed(
+    ch: Changes, pending: outbox.Pending, submit: Callable[[outbox.Pending], None]
+) -> None:
+    """Once the transaction that wrote `ch` has committed: the decisions' after-commit work
+    (metrics move only for what is durable), then the outbox rows to the publisher."""
+    for fn in ch.after_commit:
+        fn()
+    submit(pending)
+
+
 class CaseStore:
     def __init__(self, pool: asyncpg.Pool, submit: Callable[[outbox.Pending], None]) -> None:
         self.pool, self.submit = pool, submit
@@ -40,9 +50,7 @@ class CaseStore:
         async with self.pool.acquire() as conn, conn.transaction():
             result = await work(conn, ch)
             pending = await queries.save(conn, ch)
-        for fn in ch.after_commit:
-            fn()
-        self.submit(pending)
+        committed(ch, pending, self.submit)
         return result
 
     async def apply(
@@ -59,7 +67,7 @@ class CaseStore:
                 raise Duplicate(idempotency_key)
             cases = await queries.lock_cases(conn, [case_no], [])
             if not cases:
-                raise NotFound(case_no)
+                raise NotFound(f"no case {case_no}")
             return decide(cases[0], ch)
 
         return await self._run(work, token_id)
@@ -78,7 +86,7 @@ class CaseStore:
             found = {c.case_no: c for c in locked}
             for no in (case_no, other_no):
                 if no not in found:
-                    raise NotFound(no)
+                    raise NotFound(f"no case {no}")
             return decide(found[case_no], found[other_no], ch)
 
         return await self._run(work, token_id)

@@ -22,8 +22,17 @@ from services.common.kafka import dead_letter
 from services.common.metrics import Metrics
 from services.district.cases import queries
 from services.district.cases.lifecycle import IllegalTransition
-from services.district.cases.model import CaseRec, Changes, ParkedRec, case_number, lookup_key
-from services.district.decisions.workflow import Refused, Workflow, source_of
+from services.district.cases.model import (
+    CaseRec,
+    Changes,
+    ParkedRec,
+    case_number,
+    lookup_key,
+    source_of,
+)
+from services.district.cases.store import committed
+from services.district.decisions import Decisions
+from services.district.decisions.context import Refused
 from services.district.intake import queries as iq
 from services.district.intake.duplicates import DuplicatePolicy, find_duplicate, probe
 from services.district.intake.parse import FEEDS, Command, Invalid, parse
@@ -59,14 +68,14 @@ class Intake(BatchHandler):
     def __init__(
         self,
         pool: asyncpg.Pool,
-        workflow: Workflow,
+        decisions: Decisions,
         metrics: Metrics,
         district_code: str,
         on_commit: Callable[[outbox.Pending], None] = lambda _: None,
         clock: Clock | None = None,
         duplicates: DuplicatePolicy | None = None,
     ) -> None:
-        self.pool, self.workflow, self.metrics = pool, workflow, metrics
+        self.pool, self.decisions, self.metrics = pool, decisions, metrics
         self.district_code, self.on_commit = district_code, on_commit
         self.clock = clock or Clock()
         self.duplicates = duplicates or DuplicatePolicy()
@@ -174,7 +183,7 @@ class Intake(BatchHandler):
 
     def _duplicate_key(self, cmd: Command) -> tuple[str, float, float] | None:
         assert isinstance(cmd.message, WorkOrder | Report)
-        return self.workflow.duplicate_key(cmd.message)
+        return self.decisions.merging.duplicate_key(cmd.message)
 
     def _unpark(
         self, batch: _Batch, opener: Command, now: datetime, numbers: Iterator[int]
@@ -241,33 +250,33 @@ class Intake(BatchHandler):
         now: datetime,
         numbers: Iterator[int],
     ) -> str:
-        m, wf, ch = cmd.message, self.workflow, batch.changes
+        m, d, ch = cmd.message, self.decisions, batch.changes
         if cmd.opens_case:
             if case is not None:
                 return "duplicate"  # the same order or report dispatched again
             assert isinstance(m, WorkOrder | Report)
             same = self._duplicate_of(batch, cmd, now)
             if same is not None:
-                wf.join_report(same, m, now, ch)
+                d.merging.join_report(same, m, now, ch)
                 batch.by_ref[source_of(m)] = same
                 return "accepted"
             case_no = self._case_no(next(numbers), now)
             if isinstance(m, Report):
-                case = wf.open_report(m, case_no, now, cmd.origin_ms, ch)
+                case = d.opening.open_report(m, case_no, now, cmd.origin_ms, ch)
             else:
                 assert isinstance(m, WorkOrder)
-                case = wf.open_order(m, case_no, now, cmd.origin_ms, ch)
+                case = d.opening.open_order(m, case_no, now, cmd.origin_ms, ch)
             batch.add(case)
             return "out_of_district" if case.state == "not_ours" else "accepted"
         if case is None:
             raise _Unknown(f"no case for {cmd.case_lookup()}")
         if isinstance(m, TaskFeedback):
-            wf.unit_feedback(case, m, now, ch)
+            d.feedback.apply(case, m, now, ch)
         elif isinstance(m, Feedback):
-            wf.followup(case, m, now, ch)
+            d.upstream.followup(case, m, now, ch)
         else:
             assert isinstance(m, WorkOrder) and m.action is not OrderAction.DISPATCH
-            if not wf.order_action(case, m, now, ch):
+            if not d.upstream.order_action(case, m, now, ch):
                 return "stale"
         return "accepted"
 
@@ -321,11 +330,9 @@ class Intake(BatchHandler):
         )
 
     def _after_commit(self, batch: _Batch, pending: outbox.Pending) -> None:
-        for fn in batch.changes.after_commit:
-            fn()
         for (feed, outcome), n in Counter(batch.outcomes).items():
             self.metrics.intake_messages.labels(feed, outcome).inc(n)
-        self.on_commit(pending)
+        committed(batch.changes, pending, self.on_commit)
 
 
 class _Unknown(Exception):

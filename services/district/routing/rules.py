@@ -38,6 +38,11 @@ def effective_urgency(reported: str, category: Category) -> str:
     return max(reported, category.default_urgency, key=_URGENCY_RANK.__getitem__)
 
 
+def higher_urgency(a: str, b: str) -> str:
+    """The more urgent of the two (the first when they are equal)."""
+    return max(a, b, key=_URGENCY_RANK.__getitem__)
+
+
 def route(
     category: Category,
     street_code: str | None,
