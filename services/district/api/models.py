@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
-from services.district.cases.lifecycle import State
+from services.district.cases.lifecycle import CaseState
 
 Stage = Literal["accept", "first_contact", "resolve"]
 
@@ -20,7 +20,7 @@ class _Query(BaseModel):
 class CaseQuery(_Query):
     unit: str | None = Field(default=None, max_length=64, description="a unit held a task")
     street: str | None = Field(default=None, max_length=64, description="the location's street")
-    state: State | None = None
+    state: CaseState | None = None
     category: str | None = Field(default=None, max_length=64, description="category code")
     source: Literal["hotline12345", "roadchief"] | None = None
     overdue: bool | None = Field(default=None, description="open and past its resolve deadline")

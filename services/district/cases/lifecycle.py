@@ -1,11 +1,12 @@
-"""The case state machine: which event may move a case from which state to which. Pure."""
+"""The case state machine: which event may move a case from which state to which; and the
+states of a task. Pure."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 
-class State(StrEnum):
+class CaseState(StrEnum):
     RECEIVED = "received"
     TRIAGE = "triage"
     DISPATCHED = "dispatched"
@@ -21,6 +22,20 @@ class State(StrEnum):
     PARKED = "parked"
     REJECTED = "rejected"
     MERGED = "merged"
+
+
+class TaskState(StrEnum):
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    CONTACTED = "contacted"
+    RESOLVED = "resolved"
+    RETURNED = "returned"  # handed back (returned or escalated)
+    WITHDRAWN = "withdrawn"
+    PARKED = "parked"
+
+
+#: task states in which the unit still works on the task (its deadlines run)
+ACTIVE_TASK = frozenset({TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.CONTACTED})
 
 
 class Event(StrEnum):
@@ -56,15 +71,27 @@ class Event(StrEnum):
     MERGED = "merged"
 
 
-TERMINAL = frozenset({State.CLOSED, State.WITHDRAWN, State.NOT_OURS, State.REJECTED, State.MERGED})
+TERMINAL = frozenset(
+    {
+        CaseState.CLOSED,
+        CaseState.WITHDRAWN,
+        CaseState.NOT_OURS,
+        CaseState.REJECTED,
+        CaseState.MERGED,
+    }
+)
 #: states in which a unit holds the case and works on it.
-WORKING = frozenset({State.DISPATCHED, State.ACCEPTED, State.IN_PROGRESS, State.REOPENED})
-OPEN = frozenset(State) - TERMINAL
+WORKING = frozenset(
+    {CaseState.DISPATCHED, CaseState.ACCEPTED, CaseState.IN_PROGRESS, CaseState.REOPENED}
+)
+OPEN = frozenset(CaseState) - TERMINAL
+#: states in which a case waits for a district operator
+AT_DISTRICT = frozenset({CaseState.TRIAGE, CaseState.RETURNED, CaseState.ESCALATED})
 _ANY_OPEN = object()  # marker: the event keeps the state it finds
 
-_S = State
+_S = CaseState
 #: event -> {from state: to state | _ANY_OPEN | the set of targets the caller chooses from}
-TRANSITIONS: dict[Event, dict[State | None, State | object]] = {
+TRANSITIONS: dict[Event, dict[CaseState | None, CaseState | object]] = {
     Event.OPENED: {None: _S.RECEIVED},
     Event.DISPATCHED: {
         s: _S.DISPATCHED for s in (_S.RECEIVED, _S.TRIAGE, _S.RETURNED, _S.ESCALATED)
@@ -108,7 +135,7 @@ TRANSITIONS: dict[Event, dict[State | None, State | object]] = {
 class IllegalTransition(ValueError):
     """The event cannot happen in the case's current state; `reason` says why."""
 
-    def __init__(self, state: State | None, event: Event) -> None:
+    def __init__(self, state: CaseState | None, event: Event) -> None:
         self.state, self.event = state, event
         allowed = ", ".join(sorted(str(s) for s in TRANSITIONS[event] if s is not None)) or "none"
         super().__init__(
@@ -116,7 +143,7 @@ class IllegalTransition(ValueError):
         )
 
 
-def next_state(state: State | None, event: Event, target: State | None = None) -> State:
+def next_state(state: CaseState | None, event: Event, target: CaseState | None = None) -> CaseState:
     """The state after `event`, or IllegalTransition. Events with several possible targets
     (unparking resumes where the work stood) take the caller's `target`."""
     allowed = TRANSITIONS[event].get(state)
@@ -129,9 +156,9 @@ def next_state(state: State | None, event: Event, target: State | None = None) -
         if target is None or target not in allowed:
             raise IllegalTransition(state, event)
         return target
-    assert isinstance(allowed, State)
+    assert isinstance(allowed, CaseState)
     return allowed
 
 
-def allowed_events(state: State | None) -> frozenset[Event]:
+def allowed_events(state: CaseState | None) -> frozenset[Event]:
     return frozenset(e for e, table in TRANSITIONS.items() if state in table)

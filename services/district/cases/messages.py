@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contracts import topics
-from contracts.common import Urgency
 from contracts.events import CaseEvent
 from contracts.hotline import Reply, ReplyKind
 from contracts.tasks import (
@@ -12,7 +11,6 @@ from contracts.tasks import (
     MaskedCaller,
     Task,
     TaskKind,
-    TaskRole,
     WgsPoint,
 )
 from services.common.outbox import OutMessage
@@ -40,7 +38,7 @@ def snapshot(case: CaseRec) -> CaseSnapshot:
         description=case.description,
         address=case.address,
         location=location,
-        urgency=Urgency(case.urgency),
+        urgency=case.urgency,
         request_type=case.request_type,
         reporters=case.reporters,
         caller=caller,
@@ -56,7 +54,7 @@ def task_message(
         task_id=task.task_id,
         case_no=case.case_no,
         kind=kind,
-        role=TaskRole(task.role),
+        role=task.role,
         unit_code=task.unit_code,
         deadlines=Deadlines(
             accept_by=task.accept_by,

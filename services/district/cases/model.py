@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contracts.common import Urgency
 from contracts.hotline import WorkOrder
 from contracts.roadchief import Report
+from contracts.tasks import TaskRole
 from services.common.outbox import OutMessage
-from services.district.cases.lifecycle import TERMINAL, State
+from services.district.cases.lifecycle import ACTIVE_TASK, TERMINAL, CaseState, TaskState
 
 
 @dataclass(slots=True)
@@ -19,8 +21,8 @@ class TaskRec:
     case_no: str
     district_code: str
     unit_code: str
-    role: str
-    state: str  # assigned accepted contacted resolved returned withdrawn
+    role: TaskRole
+    state: TaskState
     dispatched_at: datetime
     accept_by: datetime
     first_contact_by: datetime
@@ -32,7 +34,7 @@ class TaskRec:
 
     @property
     def active(self) -> bool:
-        return self.state in ("assigned", "accepted", "contacted")
+        return self.state in ACTIVE_TASK
 
     def deadlines(self) -> dict[str, str]:
         """The task's deadlines as the case record shows them (before / after a change)."""
@@ -42,11 +44,11 @@ class TaskRec:
             "resolve_by": self.resolve_by.isoformat(),
         }
 
-    def resume_state(self) -> str:
+    def resume_state(self) -> TaskState:
         """The working state its timestamps say it is in (after parking)."""
         if self.contacted_at:
-            return "contacted"
-        return "accepted" if self.accepted_at else "assigned"
+            return TaskState.CONTACTED
+        return TaskState.ACCEPTED if self.accepted_at else TaskState.ASSIGNED
 
 
 @dataclass(slots=True)
@@ -55,10 +57,10 @@ class CaseRec:
     district_code: str
     source: str
     source_ref: str
-    state: State
+    state: CaseState
     category_code: str
     category_name: str
-    urgency: str
+    urgency: Urgency
     title: str
     description: str
     address: str
@@ -95,7 +97,7 @@ class CaseRec:
 
     def lead(self) -> TaskRec | None:
         """The active lead task, if a unit currently holds the case."""
-        return next((t for t in self.tasks if t.role == "lead" and t.active), None)
+        return next((t for t in self.tasks if t.role == TaskRole.LEAD and t.active), None)
 
     def gauge_key(self) -> tuple[str, str] | None:
         """(lead unit or 'unassigned', state) for the open-case gauge; None once terminal."""
@@ -105,7 +107,7 @@ class CaseRec:
         return (lead.unit_code if lead else "unassigned", self.state.value)
 
     def last_lead(self) -> TaskRec | None:
-        return next((t for t in reversed(self.tasks) if t.role == "lead"), None)
+        return next((t for t in reversed(self.tasks) if t.role == TaskRole.LEAD), None)
 
     def handling_unit(self) -> str | None:
         lead = self.last_lead()

@@ -11,9 +11,11 @@ from datetime import datetime
 
 import asyncpg
 
+from contracts.common import Urgency
+from contracts.tasks import TaskRole
 from services.common import outbox
 from services.common.sql import Batch, Table
-from services.district.cases.lifecycle import State
+from services.district.cases.lifecycle import CaseState, TaskState
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.intake import queries as iq
 
@@ -174,7 +176,7 @@ async def lock_cases(
         [s for s, _ in refs],
         [r for _, r in refs],
     )
-    cases = {r["case_no"]: CaseRec(**{**dict(r), "state": State(r["state"])}) for r in rows}
+    cases = {r["case_no"]: _case(r) for r in rows}
     if cases:
         task_rows = await conn.fetch(
             f"SELECT {', '.join(TASKS.columns)} FROM tasks WHERE case_no = ANY($1::text[])"
@@ -182,10 +184,20 @@ async def lock_cases(
             list(cases),
         )
         for t in task_rows:
-            cases[t["case_no"]].tasks.append(TaskRec(**dict(t)))
+            cases[t["case_no"]].tasks.append(_task(t))
     for case in cases.values():
         case.counted = case.gauge_key()
     return list(cases.values())
+
+
+def _case(r: asyncpg.Record) -> CaseRec:
+    row = dict(r)
+    return CaseRec(**{**row, "state": CaseState(row["state"]), "urgency": Urgency(row["urgency"])})
+
+
+def _task(r: asyncpg.Record) -> TaskRec:
+    row = dict(r)
+    return TaskRec(**{**row, "role": TaskRole(row["role"]), "state": TaskState(row["state"])})
 
 
 async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.district.cases.lifecycle import Event, State, next_state
+from contracts.tasks import TaskRole
+from services.district.cases.lifecycle import CaseState, Event, next_state
 
 
 @dataclass
 class Replayed:
     case_no: str
-    state: State | None = None
+    state: CaseState | None = None
     seq: int = 0
     supervised: bool = False
     resolve_by: datetime | None = None
@@ -43,7 +44,7 @@ def _apply(out: Replayed, e: Mapping[str, Any]) -> None:
     except ValueError:
         event = None  # a record without a transition (co-unit reports, lead resolved)
     if event is not None:
-        target = State(e["to_state"])
+        target = CaseState(e["to_state"])
         after = next_state(out.state, event, target)
         if after is not target:
             raise ValueError(f"{out.case_no}#{e['seq']}: {event} gives {after}, record {target}")
@@ -51,7 +52,7 @@ def _apply(out: Replayed, e: Mapping[str, Any]) -> None:
     if "task_id" in data and "role" in data:
         out.tasks[data["task_id"]] = (e["unit_code"], data["role"])
     after_deadlines = data.get("deadlines_after")
-    if after_deadlines and (data.get("role", "lead") == "lead"):
+    if after_deadlines and (data.get("role", TaskRole.LEAD) == TaskRole.LEAD):
         out.resolve_by = datetime.fromisoformat(after_deadlines["resolve_by"])
     if event is Event.SUPERVISED:
         out.supervised = True

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from contracts.common import Urgency
 from services.district.cases.model import TaskRec
 from services.district.deadlines.policy import is_natural, warn_at
 from services.district.deadlines.workcal import WorkCalendar
@@ -30,7 +31,7 @@ class Alarm:
 
 
 def alarms(
-    task: TaskRec, urgency: str, calendar: WorkCalendar, warn_fraction: float = 0.8
+    task: TaskRec, urgency: Urgency, calendar: WorkCalendar, warn_fraction: float = 0.8
 ) -> list[Alarm]:
     """Every alarm of the task's unfinished stages, earliest first."""
     natural = is_natural(urgency)
@@ -45,7 +46,7 @@ def alarms(
 
 
 def first_alarm(
-    task: TaskRec, urgency: str, calendar: WorkCalendar, warn_fraction: float = 0.8
+    task: TaskRec, urgency: Urgency, calendar: WorkCalendar, warn_fraction: float = 0.8
 ) -> datetime | None:
     """When the task's first alarm falls, computed once: warnings fall in deadline order (all
     stages start at dispatch), so it is the warning of the earliest unfinished deadline."""

@@ -14,9 +14,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
+from contracts.common import Urgency
 from services.district.deadlines.workcal import WorkCalendar
 
-URGENCIES = ("normal", "urgent", "critical")
+URGENCIES = tuple(u.value for u in Urgency)
 DEFAULT_WARN_FRACTION = 0.8
 StageStatus = Literal["ok", "warning", "overdue"]
 
@@ -104,10 +105,10 @@ class DeadlinePolicy:
         if not 0.0 < self.warn_fraction < 1.0:
             raise ValueError(f"warn_fraction must be in (0, 1), got {self.warn_fraction}")
 
-    def accept(self, urgency: str) -> Duration:
+    def accept(self, urgency: Urgency) -> Duration:
         return _by_urgency(urgency, self.accept_normal, self.accept_urgent, self.accept_critical)
 
-    def first_contact(self, urgency: str) -> Duration:
+    def first_contact(self, urgency: Urgency) -> Duration:
         return _by_urgency(
             urgency,
             self.first_contact_normal,
@@ -166,8 +167,10 @@ def _policy_value(key: str, value: object) -> object:
     return _as_duration(key, value)
 
 
-def _by_urgency(urgency: str, normal: Duration, urgent: Duration, critical: Duration) -> Duration:
-    table = {"normal": normal, "urgent": urgent, "critical": critical}
+def _by_urgency(
+    urgency: Urgency, normal: Duration, urgent: Duration, critical: Duration
+) -> Duration:
+    table = {Urgency.NORMAL: normal, Urgency.URGENT: urgent, Urgency.CRITICAL: critical}
     if urgency not in table:
         raise ValueError(f"unknown urgency {urgency!r}; expected one of {URGENCIES}")
     return table[urgency]
@@ -180,9 +183,9 @@ class Deadlines:
     resolve_by: datetime
 
 
-def is_natural(urgency: str) -> bool:
+def is_natural(urgency: Urgency) -> bool:
     """Urgent and critical cases count natural time."""
-    return urgency in ("urgent", "critical")
+    return urgency in (Urgency.URGENT, Urgency.CRITICAL)
 
 
 def _resolve_duration(
@@ -204,7 +207,7 @@ def _resolve_duration(
 def compute_deadlines(
     *,
     dispatched_at: datetime,
-    urgency: str,
+    urgency: Urgency,
     request_type: str | None,
     category_sla: str | None,
     municipal_due: datetime | None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.district.cases.lifecycle import Event, State
+from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES, Alarm
 from services.district.decisions.log import CaseLog
@@ -18,7 +18,7 @@ class Alarms:
 
     def fire(self, case: CaseRec, task: TaskRec, alarm: Alarm, now: datetime, ch: Changes) -> None:
         """A task's deadline warned or fell overdue (then: supervised automatically)."""
-        if not task.active or case.state is State.PARKED:
+        if not task.active or case.state is CaseState.PARKED:
             return
         deadline: datetime = getattr(task, STAGES[alarm.stage][0])
         if alarm.kind == "warn":

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from contracts.tasks import TaskKind
+from contracts.tasks import TaskKind, TaskRole
 from services.district.cases import messages
-from services.district.cases.lifecycle import Event
+from services.district.cases.lifecycle import Event, TaskState
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.policy import Deadlines, compute_deadlines
 from services.district.decisions.context import Context, Refused
@@ -42,7 +42,7 @@ class Dispatch:
         *,
         reason: str,
         reopened: bool = False,
-        role: str = "lead",
+        role: TaskRole = TaskRole.LEAD,
         event: Event | None = None,
         actor: str = "routing",
     ) -> TaskRec:
@@ -54,7 +54,7 @@ class Dispatch:
             district_code=case.district_code,
             unit_code=unit,
             role=role,
-            state="assigned",
+            state=TaskState.ASSIGNED,
             dispatched_at=now,
             accept_by=d.accept_by,
             first_contact_by=d.first_contact_by,
@@ -70,11 +70,11 @@ class Dispatch:
             "deadlines_before": _deadlines(case.resolve_by),
             "deadlines_after": task.deadlines(),
         }
-        if role == "lead":
+        if role is TaskRole.LEAD:
             case.resolve_by = d.resolve_by
         if event is None:
             event = Event.REOPENED if reopened else Event.DISPATCHED
-        if role == "lead" or event is Event.JOINT_DISPATCHED:
+        if role is TaskRole.LEAD or event is Event.JOINT_DISPATCHED:
             self.log.transition(
                 case, event, now, actor, ch, unit_code=unit, data=data, tasks=(task,)
             )
@@ -131,7 +131,7 @@ class Dispatch:
         )
         co_reason = reason or "联勤联动 协办"
         return [first] + [
-            self.task(case, unit, now, ch, reason=co_reason, role="co", actor=actor)
+            self.task(case, unit, now, ch, reason=co_reason, role=TaskRole.CO, actor=actor)
             for unit in co_units
         ]
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import FeedbackAction, TaskFeedback
-from services.district.cases.lifecycle import Event
+from contracts.tasks import FeedbackAction, TaskFeedback, TaskRole
+from services.district.cases.lifecycle import Event, TaskState
 from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
 from services.district.decisions.context import Context, Refused
 from services.district.decisions.dispatch import Dispatch
@@ -55,9 +55,9 @@ class UnitFeedback:
     def _accept(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
-        if task.state != "assigned":
+        if task.state != TaskState.ASSIGNED:
             raise Refused(f"task {task.task_id} is already {task.state}")
-        task.state, task.accepted_at = "accepted", at
+        task.state, task.accepted_at = TaskState.ACCEPTED, at
         ev = self._unit_event(case, task, Event.ACCEPTED, fb, at, ch)
         self.log.reply(case, ev, ReplyKind.ACCEPTED, task.unit_code, fb.note or "已签收。", ch)
         self.log.stage(ch, "accept", task.dispatched_at, at)
@@ -67,7 +67,7 @@ class UnitFeedback:
     ) -> None:
         first = task.contacted_at is None
         task.accepted_at = task.accepted_at or at
-        task.state, task.contacted_at = "contacted", task.contacted_at or at
+        task.state, task.contacted_at = TaskState.CONTACTED, task.contacted_at or at
         ev = self._unit_event(case, task, Event.CONTACTED, fb, at, ch)
         if first:
             text = fb.note or "已联系市民。"
@@ -83,7 +83,7 @@ class UnitFeedback:
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
         assert fb.result is not None
-        task.state, task.resolved_at, task.summary = "resolved", at, fb.result.summary
+        task.state, task.resolved_at, task.summary = TaskState.RESOLVED, at, fb.result.summary
         data = {
             "resolved": fb.result.resolved,
             "summary": fb.result.summary,
@@ -91,14 +91,14 @@ class UnitFeedback:
             "task_id": task.task_id,
         }
         self.log.stage(ch, "resolve", task.dispatched_at, at)
-        waiting = [t.unit_code for t in case.active_tasks() if t.role == "co"]
+        waiting = [t.unit_code for t in case.active_tasks() if t.role == TaskRole.CO]
         lead = case.last_lead()
-        if task.role == "co" or waiting:
+        if task.role == TaskRole.CO or waiting:
             # 联勤联动: the case resolves when the lead has resolved and every co-unit reported
-            kind = "co_reported" if task.role == "co" else "lead_resolved"
+            kind = "co_reported" if task.role == TaskRole.CO else "lead_resolved"
             more = {**data, "waiting_for": waiting}
             self.log.record(case, kind, at, fb.actor.id, ch, task.unit_code, more, (task,))
-            if waiting or lead is None or lead.state != "resolved":
+            if waiting or lead is None or lead.state != TaskState.RESOLVED:
                 return
             task = lead
         case.resolved_at = at
@@ -118,10 +118,10 @@ class UnitFeedback:
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
         assert fb.reason is not None
-        task.state = "returned"
+        task.state = TaskState.RETURNED
         case.returns += 1
         self._unit_event(case, task, Event.RETURNED, fb, at, ch, {"reason": fb.reason.value})
-        if task.role == "co":
+        if task.role == TaskRole.CO:
             return
         target, why = redispatch_target(case, task.unit_code, fb.reason.value, self.ctx.ref)
         if target is None:
@@ -132,7 +132,7 @@ class UnitFeedback:
     def _escalate(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
-        task.state = "returned"
+        task.state = TaskState.RETURNED
         data = {"co_units": list(fb.co_units)}
         self._unit_event(case, task, Event.ESCALATED, fb, at, ch, data)
 
@@ -161,7 +161,7 @@ class UnitFeedback:
             **(data or {}),
         }
         actor, unit = fb.actor.id, task.unit_code
-        if task.role != "lead":  # a co-unit's report does not move the case
+        if task.role != TaskRole.LEAD:  # a co-unit's report does not move the case
             return self.log.record(case, event.value, at, actor, ch, unit, payload, (task,))
         return self.log.transition(
             case, event, at, actor, ch, unit_code=unit, data=payload, tasks=(task,)

@@ -13,7 +13,7 @@ from typing import Any
 from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind
 from services.district.cases import messages
-from services.district.cases.lifecycle import Event, State, next_state
+from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
 from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
 from services.district.deadlines.alarms import first_alarm
 from services.district.decisions.context import Context
@@ -34,7 +34,7 @@ class CaseLog:
         unit_code: str | None = None,
         data: dict[str, Any] | None = None,
         tasks: tuple[TaskRec, ...] = (),
-        target: State | None = None,
+        target: CaseState | None = None,
     ) -> EventRec:
         """Move the case by `event` (IllegalTransition when it cannot) and record it."""
         before = None if event is Event.OPENED else case.state
@@ -59,7 +59,7 @@ class CaseLog:
         self,
         case: CaseRec,
         type_: str,
-        before: State | None,
+        before: CaseState | None,
         at: datetime,
         actor: str,
         ch: Changes,
@@ -105,7 +105,7 @@ class CaseLog:
         """Send every active task a message; withdrawing also closes the tasks."""
         for task in case.active_tasks():
             if kind is TaskKind.WITHDRAWN:
-                task.state = "withdrawn"
+                task.state = TaskState.WITHDRAWN
                 ch.touch(case, task)
             ch.outbox.append(messages.task_message(case, task, kind, note))
 

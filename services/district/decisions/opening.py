@@ -10,7 +10,7 @@ from typing import Any
 from contracts.common import mask_phone
 from contracts.hotline import ReplyKind, WorkOrder
 from contracts.roadchief import Report
-from services.district.cases.lifecycle import Event, State
+from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes
 from services.district.decisions.context import Context
 from services.district.decisions.dispatch import Dispatch
@@ -53,7 +53,7 @@ class Opening:
             district_code=self.ctx.ref.district_code,
             source="hotline12345",
             source_ref=order.order_no,
-            state=State.RECEIVED,
+            state=CaseState.RECEIVED,
             category_code=category.code,
             category_name=category.name,
             urgency=effective_urgency(order.urgency, category),
@@ -87,7 +87,7 @@ class Opening:
             district_code=ref.district_code,
             source="roadchief",
             source_ref=report.report_id,
-            state=State.RECEIVED,
+            state=CaseState.RECEIVED,
             category_code=category.code,
             category_name=category.name,
             urgency=effective_urgency(report.urgency, category),

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import TaskKind
+from contracts.tasks import TaskKind, TaskRole
 from services.district.cases import messages
-from services.district.cases.lifecycle import Event, State
+from services.district.cases.lifecycle import CaseState, Event, TaskState
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.policy import is_natural
 from services.district.decisions.context import Context, Forbidden, Refused
@@ -19,9 +19,9 @@ from services.district.decisions.upstream import Upstream
 
 #: the case state an unparked case resumes, by its lead task's state
 _RESUMED = {
-    "assigned": State.DISPATCHED,
-    "accepted": State.ACCEPTED,
-    "contacted": State.IN_PROGRESS,
+    TaskState.ASSIGNED: CaseState.DISPATCHED,
+    TaskState.ACCEPTED: CaseState.ACCEPTED,
+    TaskState.CONTACTED: CaseState.IN_PROGRESS,
 }
 
 
@@ -52,7 +52,7 @@ class Operator:
         )
         before = task.deadlines()
         task.resolve_by = min(until, longest)
-        if task.role == "lead":
+        if task.role == TaskRole.LEAD:
             case.resolve_by = task.resolve_by
         self.log.arm(case, task, ch)
         data = {
@@ -143,7 +143,7 @@ class Operator:
     def park(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
         """挂账: approved as not solvable now; its tasks leave the overdue counts."""
         for task in case.active_tasks():
-            task.state = "parked"
+            task.state = TaskState.PARKED
             self.log.arm(case, task, ch)
             ch.touch(case, task)
         unit, data = case.handling_unit(), {"reason": reason}
@@ -151,12 +151,12 @@ class Operator:
 
     def unpark(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
         """The parked case resumes where its work stood."""
-        for task in [t for t in case.tasks if t.state == "parked"]:
+        for task in [t for t in case.tasks if t.state == TaskState.PARKED]:
             task.state = task.resume_state()
             self.log.arm(case, task, ch)
             ch.touch(case, task)
         lead = case.lead()
-        target = State.TRIAGE if lead is None else _RESUMED[lead.state]
+        target = CaseState.TRIAGE if lead is None else _RESUMED[lead.state]
         self.log.transition(
             case,
             Event.UNPARKED,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from contracts.hotline import Feedback, OrderAction, WorkOrder
 from contracts.tasks import TaskKind
-from services.district.cases.lifecycle import Event, State
+from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes
 from services.district.decisions.context import Context, Refused
 from services.district.decisions.dispatch import Dispatch
@@ -58,7 +58,7 @@ class Upstream:
         if fb.reopens:
             reason = f"回访不满意: {fb.comment}"
             self.dispatch.task(case, unit, now, ch, reason=reason, reopened=True)
-        elif fb.satisfaction.value != "unreachable" and case.state is State.RESOLVED:
+        elif fb.satisfaction.value != "unreachable" and case.state is CaseState.RESOLVED:
             self.close(case, unit, now, ch)
 
     def close(

@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.district.cases.lifecycle import OPEN, State
+from services.district.cases.lifecycle import OPEN, CaseState
 from services.district.cases.model import CaseRec
+from services.district.routing.geo import EARTH_RADIUS_M, haversine_m
 
-EARTH_RADIUS_M = 6_371_008.8
 _M_PER_DEG_LAT = EARTH_RADIUS_M * math.pi / 180
 #: states in which a case still takes new reporters (a resolved case is about to close).
-JOINABLE = OPEN - {State.RESOLVED}
+JOINABLE = OPEN - {CaseState.RESOLVED}
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,6 @@ def cells(p: Probe) -> list[int]:
     return [x * 1_000_000 + y for x in xs for y in ys]
 
 
-def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance (haversine), in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
 def find_duplicate(
     candidates: Iterable[CaseRec],
     district_code: str,
@@ -97,7 +89,7 @@ def find_duplicate(
             or case.opened_at < now - policy.window
         ):
             continue
-        d = distance_m(lon, lat, case.lon, case.lat)
+        d = haversine_m(lon, lat, case.lon, case.lat)
         if d <= policy.radius_m and (best is None or d < best[0]):
             best = (d, case)
     return best[1] if best else None

@@ -13,7 +13,8 @@ from aiokafka.structs import ConsumerRecord
 from services.common.consumer import Record
 from services.common.sql import Batch, Table
 from services.district.cases.model import ParkedRec
-from services.district.intake.duplicates import JOINABLE, Probe, cells, distance_m
+from services.district.intake.duplicates import JOINABLE, Probe, cells
+from services.district.routing.geo import haversine_m
 
 REPORTERS = Table(
     "case_reporters",
@@ -97,7 +98,7 @@ async def nearby_open_cases(
         for i in by_cell[(r["category_code"], r["geo_cell"])]:
             p = probes[i]
             if p.min_lon <= r["lon"] <= p.max_lon and p.min_lat <= r["lat"] <= p.max_lat:
-                d = distance_m(p.lon, p.lat, r["lon"], r["lat"])
+                d = haversine_m(p.lon, p.lat, r["lon"], r["lat"])
                 if d <= radius_m and (i not in nearest or (d, r["case_no"]) < nearest[i]):
                     nearest[i] = (d, r["case_no"])
     return sorted({case_no for _, case_no in nearest.values()})

@@ -37,20 +37,39 @@ from datetime import datetime
 
 import asyncpg
 
+from contracts.tasks import TaskRole
+from services.common.sql import literals
+from services.district.cases.lifecycle import CaseState, TaskState
 from services.district.kpis.formulas import Counts
 
 DIMENSIONS = ("unit", "street", "category", "source")
 #: the event that extends a case's deadline
 EXTENSION_EVENT = "extension_approved"
 #: states in which a case is nobody's overdue
-NOT_ACCOUNTABLE = ("withdrawn", "not_ours", "rejected", "merged", "parked")
-_NOT_ACCOUNTABLE_SQL = ", ".join(f"'{s}'" for s in NOT_ACCOUNTABLE)
+NOT_ACCOUNTABLE = frozenset(
+    {
+        CaseState.WITHDRAWN,
+        CaseState.NOT_OURS,
+        CaseState.REJECTED,
+        CaseState.MERGED,
+        CaseState.PARKED,
+    }
+)
+# The closed sets below are SQL constants rendered from their enums (`literals`): the partial
+# indexes of deploy/migrations/015_kpi_indexes.sql are chosen only for predicates the planner
+# sees.
+_NOT_ACCOUNTABLE_SQL = literals(NOT_ACCOUNTABLE)
+_CLOSED = literals({CaseState.CLOSED})
+_LEAD = literals({TaskRole.LEAD})
+_HANDED_BACK = literals({TaskState.RETURNED, TaskState.WITHDRAWN})
+_ASSIGNED = literals({TaskState.ASSIGNED})
+_NOT_YET_CONTACTED = literals({TaskState.ASSIGNED, TaskState.ACCEPTED})
 SOURCE_NAMES = {"hotline12345": "12345热线", "roadchief": "路长巡查"}
 
-_CASE_UNIT = """coalesce(
+_CASE_UNIT = f"""coalesce(
     (SELECT lt.unit_code FROM tasks lt
-      WHERE lt.case_no = c.case_no AND lt.role = 'lead'
-        AND lt.state NOT IN ('returned', 'withdrawn')
+      WHERE lt.case_no = c.case_no AND lt.role = {_LEAD}
+        AND lt.state NOT IN ({_HANDED_BACK})
       ORDER BY lt.dispatched_at DESC, lt.task_id DESC LIMIT 1),
     (SELECT sh.unit_code FROM case_events sh
       WHERE sh.case_no = c.case_no AND sh.type = 'self_handled' LIMIT 1),
@@ -79,43 +98,43 @@ FROM (
     FROM (
         SELECT case_no, street_code, category_code, source, closed_on_time, true AS closed
           FROM cases
-         WHERE district_code = $1 AND state = 'closed' AND closed_at >= $2 AND closed_at < $3
+         WHERE district_code = $1 AND state = {_CLOSED} AND closed_at >= $2 AND closed_at < $3
         UNION ALL
         SELECT case_no, street_code, category_code, source, closed_on_time, false
           FROM cases
          WHERE district_code = $1 AND resolve_by >= $2 AND resolve_by < least($3, $4)
-           AND state NOT IN ({_NOT_ACCOUNTABLE_SQL}) AND (state <> 'closed' OR closed_at >= $3)
+           AND state NOT IN ({_NOT_ACCOUNTABLE_SQL}) AND (state <> {_CLOSED} OR closed_at >= $3)
     ) c
 ) due
 GROUP BY key
 """
 
 # $1 district, $2 start, $3 end, $4 as_of
-TASKS_DISPATCHED = """
+TASKS_DISPATCHED = f"""
 SELECT key,
        count(*) AS dispatched,
-       count(*) FILTER (WHERE signed_at IS NOT NULL OR accept_by < $4 OR state <> 'assigned')
+       count(*) FILTER (WHERE signed_at IS NOT NULL OR accept_by < $4 OR state <> {_ASSIGNED})
            AS accept_decided,
        count(*) FILTER (WHERE signed_at <= accept_by) AS accepted_on_time,
        count(*) FILTER (WHERE needs_contact AND (contacted_at IS NOT NULL
-           OR first_contact_by < $4 OR state NOT IN ('assigned', 'accepted')))
+           OR first_contact_by < $4 OR state NOT IN ({_NOT_YET_CONTACTED})))
            AS contact_required,
        count(*) FILTER (WHERE needs_contact AND contacted_at <= first_contact_by)
            AS contacted_on_time,
        count(*) FILTER (WHERE returned) AS returned,
        count(*) FILTER (WHERE NOT returned AND NOT redispatched) AS accurate
 FROM (
-    SELECT {key} AS key, t.state, t.accept_by, t.first_contact_by, t.contacted_at,
+    SELECT {{key}} AS key, t.state, t.accept_by, t.first_contact_by, t.contacted_at,
            coalesce(t.accepted_at, t.resolved_at) AS signed_at,
-           t.role = 'lead' AND c.source = 'hotline12345' AND c.caller_callback
-               AND (t.contacted_at IS NOT NULL OR t.state NOT IN ('returned', 'withdrawn'))
+           t.role = {_LEAD} AND c.source = 'hotline12345' AND c.caller_callback
+               AND (t.contacted_at IS NOT NULL OR t.state NOT IN ({_HANDED_BACK}))
                AS needs_contact,
            EXISTS (SELECT 1 FROM case_events x
                     WHERE x.case_no = t.case_no AND x.type = 'returned'
                       AND x.data->>'task_id' = t.task_id) AS returned,
-           t.state IN ('returned', 'withdrawn') AND EXISTS (
+           t.state IN ({_HANDED_BACK}) AND EXISTS (
                SELECT 1 FROM tasks n
-                WHERE n.case_no = t.case_no AND n.role = 'lead' AND n.unit_code <> t.unit_code
+                WHERE n.case_no = t.case_no AND n.role = {_LEAD} AND n.unit_code <> t.unit_code
                   AND n.task_id <> t.task_id AND n.dispatched_at >= t.dispatched_at
            ) AS redispatched
     FROM tasks t

@@ -9,23 +9,10 @@ import asyncpg
 
 from services.common.clock import Clock
 from services.common.metrics import Metrics
-from services.district.queues.queries import OverdueCache
+from services.district.queues.queries import OVERDUE_NOW, OverdueCache
 
 OPEN_BY_UNIT_STATE = """
 SELECT unit_code AS unit, state, n FROM case_counts WHERE district_code = $1 AND n <> 0
-"""
-
-OVERDUE_BY_UNIT_STAGE = """
-SELECT 'accept' AS stage, unit_code, count(*) AS n FROM tasks
- WHERE district_code = $1 AND state = 'assigned' AND accept_by < now() GROUP BY unit_code
-UNION ALL
-SELECT 'first_contact', unit_code, count(*) FROM tasks
- WHERE district_code = $1 AND state IN ('assigned', 'accepted') AND first_contact_by < now()
- GROUP BY unit_code
-UNION ALL
-SELECT 'resolve', unit_code, count(*) FROM tasks
- WHERE district_code = $1 AND state IN ('assigned', 'accepted', 'contacted')
-   AND resolve_by < now() GROUP BY unit_code
 """
 
 #: rows the publisher should have sent long ago (it sends right after commit; the sweeper
@@ -48,7 +35,7 @@ async def refresh(
             now = (clock or Clock()).now()
             overdue_rows = await overdue.rows(conn, district_code, now)
         else:
-            overdue_rows = await conn.fetch(OVERDUE_BY_UNIT_STAGE, district_code)
+            overdue_rows = await conn.fetch(OVERDUE_NOW, district_code)
         metrics.outbox_backlog.set(await conn.fetchval(OUTBOX_BACKLOG))
     metrics.cases_open.clear()
     for r in open_rows:

@@ -9,10 +9,18 @@ from typing import Any
 
 import asyncpg
 
+from contracts.tasks import TaskRole
+from services.common.sql import literals
+from services.district.cases.lifecycle import (
+    ACTIVE_TASK,
+    AT_DISTRICT,
+    TERMINAL,
+    CaseState,
+    TaskState,
+)
+
 #: states in which a case is not waiting on anyone's deadline
-NOT_RUNNING = ("closed", "withdrawn", "not_ours", "merged", "rejected", "parked", "resolved")
-#: states in which a case waits for a district operator
-AT_DISTRICT = ("triage", "returned", "escalated")
+NOT_RUNNING = TERMINAL | {CaseState.PARKED, CaseState.RESOLVED}
 
 OPEN_COUNTS = """
 SELECT unit_code, state, n FROM case_counts
@@ -20,28 +28,38 @@ SELECT unit_code, state, n FROM case_counts
  ORDER BY unit_code, state
 """
 
-OVERDUE = """
-SELECT unit_code, stage, n FROM (
+
+def _overdue(now: str) -> str:
+    """Open tasks past each stage's deadline, per unit ($1 district). The task states are
+    constants (from the enum) so that the partial indexes tasks_*_due serve each part."""
+    return f"""
   SELECT 'accept' AS stage, unit_code, count(*) AS n FROM tasks
-   WHERE district_code = $1 AND state = 'assigned' AND accept_by < $2 GROUP BY unit_code
-  UNION ALL
-  SELECT 'first_contact', unit_code, count(*) FROM tasks
-   WHERE district_code = $1 AND state IN ('assigned', 'accepted') AND first_contact_by < $2
+   WHERE district_code = $1 AND state = {literals({TaskState.ASSIGNED})} AND accept_by < {now}
    GROUP BY unit_code
   UNION ALL
+  SELECT 'first_contact', unit_code, count(*) FROM tasks
+   WHERE district_code = $1 AND state IN ({literals({TaskState.ASSIGNED, TaskState.ACCEPTED})})
+     AND first_contact_by < {now} GROUP BY unit_code
+  UNION ALL
   SELECT 'resolve', unit_code, count(*) FROM tasks
-   WHERE district_code = $1 AND state IN ('assigned', 'accepted', 'contacted')
-     AND resolve_by < $2 GROUP BY unit_code
-) o WHERE $3::text IS NULL OR unit_code = $3
-ORDER BY unit_code, stage
+   WHERE district_code = $1 AND state IN ({literals(ACTIVE_TASK)}) AND resolve_by < {now}
+   GROUP BY unit_code
 """
 
-SEARCH = f"""
+
+#: $1 district, $2 now, $3 one unit or NULL
+OVERDUE = f"""
+SELECT unit_code, stage, n FROM ({_overdue("$2")}) o WHERE $3::text IS NULL OR unit_code = $3
+ORDER BY unit_code, stage
+"""
+#: $1 district, at the database's clock (the gauges without the queue view's cache)
+OVERDUE_NOW = _overdue("now()")
+
+SEARCH = """
 SELECT c.case_no, c.source, c.source_ref, c.state, c.category_code, c.category_name, c.urgency,
        c.title, c.address, c.street_code, c.opened_at, c.resolve_by, c.closed_at, c.supervised,
        (SELECT t.unit_code FROM tasks t
-         WHERE t.case_no = c.case_no AND t.role = 'lead'
-           AND t.state IN ('assigned', 'accepted', 'contacted')
+         WHERE t.case_no = c.case_no AND t.role = $16 AND t.state = ANY($17::text[])
          ORDER BY t.dispatched_at DESC LIMIT 1) AS unit_code
   FROM cases c
  WHERE c.district_code = $1
@@ -53,7 +71,7 @@ SELECT c.case_no, c.source, c.source_ref, c.state, c.category_code, c.category_n
    AND ($5::text IS NULL OR c.state = $5)
    AND ($6::text IS NULL OR c.category_code = $6)
    AND ($7::text IS NULL OR c.source = $7)
-   AND ($8::bool IS NULL OR coalesce(c.resolve_by < $9 AND c.state NOT IN {NOT_RUNNING!r}, false)
+   AND ($8::bool IS NULL OR coalesce(c.resolve_by < $9 AND c.state <> ALL($18::text[]), false)
                             = $8)
    AND ($10::bool IS NULL OR c.supervised = $10)
    AND ($11::timestamptz IS NULL OR c.opened_at >= $11)
@@ -100,6 +118,9 @@ async def search(
         s.after[0] if s.after else None,
         s.after[1] if s.after else "",
         s.limit,
+        TaskRole.LEAD,
+        sorted(ACTIVE_TASK),
+        sorted(NOT_RUNNING),
     )
     return [dict(r) for r in rows]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from contracts.common import Urgency
 from services.district.routing.geo import Anchor
 from services.district.routing.reference import Category, Reference, Rule, Unit
 
@@ -116,7 +117,7 @@ async def load_reference(conn: asyncpg.Connection, district_code: str) -> Refere
             r["object_type"],
             r["default_owner"],
             r["handle_sla"],
-            r["default_urgency"],
+            Urgency(r["default_urgency"]),
         )
         for r in await conn.fetch(
             "SELECT * FROM categories WHERE district_code = $1", district_code

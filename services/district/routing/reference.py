@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.common import Urgency
 from services.district.routing.gazetteer import Gazetteer
 from services.district.routing.geo import Anchor, StreetLocator
 from services.district.routing.territory import Territory, build_from_anchors, from_geojson
@@ -31,7 +32,7 @@ class Category:
     object_type: str
     default_owner: str  # "street" or a department's unit code
     handle_sla: str
-    default_urgency: str = "normal"
+    default_urgency: Urgency = Urgency.NORMAL
     #: where a `not_our_duty` return goes: 'street', a unit code, or None (manual triage)
     alt_owner: str | None = None
 
@@ -112,8 +113,8 @@ def _alt_owner(owner: str, notes: str) -> str | None:
     return "street" if owner != "street" else None
 
 
-def _urgency_from_notes(notes: str) -> str:
-    return "urgent" if "urgent by default" in notes else "normal"
+def _urgency_from_notes(notes: str) -> Urgency:
+    return Urgency.URGENT if "urgent by default" in notes else Urgency.NORMAL
 
 
 def _collection(features: tuple[Mapping[str, Any], ...]) -> dict[str, Any]:

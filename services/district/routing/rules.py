@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.common import Urgency
 from services.district.cases.model import CaseRec
 from services.district.routing.geo import haversine_m
 from services.district.routing.reference import Category, Reference
 
 FALLBACK_CATEGORY = "9901"
-_URGENCY_RANK = {"normal": 0, "urgent": 1, "critical": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,21 +33,22 @@ def classify(hint: str | None, ref: Reference) -> tuple[Category, bool]:
     return ref.categories[FALLBACK_CATEGORY], False
 
 
-def effective_urgency(reported: str, category: Category) -> str:
+def effective_urgency(reported: Urgency, category: Category) -> Urgency:
     """The higher of what was reported and the category's default (積水 is urgent by default)."""
-    return max(reported, category.default_urgency, key=_URGENCY_RANK.__getitem__)
+    return higher_urgency(reported, category.default_urgency)
 
 
-def higher_urgency(a: str, b: str) -> str:
+def higher_urgency(a: Urgency, b: Urgency) -> Urgency:
     """The more urgent of the two (the first when they are equal)."""
-    return max(a, b, key=_URGENCY_RANK.__getitem__)
+    a, b = Urgency(a), Urgency(b)
+    return b if b.rank > a.rank else a
 
 
 def route(
     category: Category,
     street_code: str | None,
     ref: Reference,
-    urgency: str = "normal",
+    urgency: Urgency = Urgency.NORMAL,
     source: str = "*",
 ) -> Route:
     """以条为主、街镇托底: a department leads on its categories, the street is the backstop.
