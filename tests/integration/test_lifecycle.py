@@ -18,21 +18,21 @@ from services.district.app import create_app as district_app
 from services.district.cases.replay import replay
 from services.district.deadlines.timers import TimerWorker
 from services.district.keys import PUBLISHER
-from tests.support import Service, Topics, running, samples, task_feedback, wait_until
+from tests.support import (
+    Service,
+    Topics,
+    dispatched,
+    running,
+    samples,
+    task_feedback,
+    wait_until,
+)
+from tests.support import case_record as case
 
-ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
 FRIDAY_10AM = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
 
 
 feedback = task_feedback
-
-
-async def dispatched(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
-    await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
-    [task] = await t.wait_for(
-        topics.task_topic(unit), lambda m: m["case"]["source_ref"] == order_no, f"{order_no} task"
-    )
-    return task
 
 
 async def new_task(t: Topics, unit: str, case_no: str, known: set[str]) -> dict[str, Any]:
@@ -42,12 +42,6 @@ async def new_task(t: Topics, unit: str, case_no: str, known: set[str]) -> dict[
         f"a new task of {case_no} on {unit}",
     )
     return task
-
-
-async def case(district: Service, case_no: str) -> dict[str, Any]:
-    status, body = await district.get(f"/api/v1/cases/{case_no}")
-    assert status == 200, body
-    return body  # type: ignore[no-any-return]
 
 
 async def test_returns_are_redispatched_then_left_to_an_operator(settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from contracts import topics
@@ -12,7 +11,7 @@ from services.common.http import METRICS
 from services.district.app import POOL
 from services.district.app import create_app as district_app
 from services.street.app import create_app as street_app
-from tests.support import Topics, running, samples, wait_until
+from tests.support import Topics, now_iso, running, samples, wait_until
 
 EXPECTED_UNITS = {
     "HL2026112700123": "310106-STHJ",  # 油烟污染 -> ecology bureau
@@ -26,10 +25,6 @@ EXPECTED_UNITS = {
     "RC-310106011000-20261127-0007": "310106011000",  # 跨门营业 -> 石门二路 street
     "RC-310106013000-20261127-0003": "310106013000",  # 暴露垃圾 -> 静安寺 street
 }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 async def publish_samples(t: Topics) -> None:

@@ -32,8 +32,9 @@ def _roles(roles: frozenset[Role]) -> str:
     return "roles: " + ", ".join(sorted(roles))
 
 
-def operations() -> list[Op]:
-    decisions = [
+def _decisions() -> list[Op]:
+    """One operation per decision route (`api.commands.COMMANDS`)."""
+    return [
         Op(
             "POST",
             f"/api/v1/cases/{{case_no}}/{path}",
@@ -45,6 +46,9 @@ def operations() -> list[Op]:
         )
         for path, (model, roles) in commands.COMMANDS.items()
     ]
+
+
+def operations() -> list[Op]:
     return [
         Op("GET", "/api/v1/queues", "open cases per unit and state, overdue tasks, triage", Queues),
         Op("GET", "/api/v1/cases", "search cases, newest first", CasePage, query=CaseQuery),
@@ -55,7 +59,7 @@ def operations() -> list[Op]:
             CaseDetail,
             errors=(401, 404),
         ),
-        *decisions,
+        *_decisions(),
         Op(
             "POST",
             "/api/v1/cases/{case_no}/reveal-phone",

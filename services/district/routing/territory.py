@@ -77,6 +77,11 @@ class Territory:
         own = [p for c, p in zip(self._codes, self._parts, strict=True) if c == unit_code]
         return shapely.union_all(own) if own else None
 
+    @property
+    def grid_cells(self) -> int:
+        """How many cells the lookup grid has (coarser for a wide territory)."""
+        return len(self._grid.cells)
+
     def locate(self, lon: float, lat: float) -> Located | None:
         """The street whose territory contains the WGS-84 point, or None: outside the district."""
         if not (math.isfinite(lon) and math.isfinite(lat)):
