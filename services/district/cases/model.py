@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -193,6 +193,15 @@ class Changes:
     unparked: list[int] = field(default_factory=list)  # parked ids applied or expired
     #: the API token the decisions were taken under, recorded in each event (None: no API)
     token_id: str | None = None
+
+    def extend(self, other: Changes) -> None:
+        """Add what another batch decided: its lists appended, its maps merged."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, dict):
+                mine.update(theirs)
+            elif isinstance(mine, list):
+                mine.extend(theirs)
 
     def touch(self, case: CaseRec, *tasks: TaskRec) -> None:
         self.cases[case.case_no] = case

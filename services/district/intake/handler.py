@@ -6,7 +6,6 @@ import copy
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -24,8 +23,6 @@ from services.district.cases import queries
 from services.district.cases.lifecycle import IllegalTransition
 from services.district.cases.model import (
     CaseRec,
-    Changes,
-    ParkedRec,
     case_number,
     lookup_key,
     source_of,
@@ -34,34 +31,11 @@ from services.district.cases.store import committed
 from services.district.decisions import Decisions
 from services.district.decisions.context import Refused
 from services.district.intake import queries as iq
+from services.district.intake.batch import WorkingSet
 from services.district.intake.duplicates import DuplicatePolicy, find_duplicate, probe
 from services.district.intake.parse import FEEDS, Command, Invalid, parse
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Batch:
-    """One batch's working set: cases by number and by upstream reference, and outcomes."""
-
-    changes: Changes = field(default_factory=Changes)
-    by_no: dict[str, CaseRec] = field(default_factory=dict)
-    by_ref: dict[tuple[str, str], CaseRec] = field(default_factory=dict)
-    outcomes: list[tuple[str, str]] = field(default_factory=list)
-    #: open cases by category, where new reports look for a duplicate (并案)
-    by_category: dict[str, list[CaseRec]] = field(default_factory=dict)
-    #: messages waiting for a case: parked before this batch (row id) and in this batch
-    parked_before: dict[str, list[tuple[int, Record]]] = field(default_factory=dict)
-    parked_now: dict[str, list[tuple[ParkedRec, Record, Command]]] = field(default_factory=dict)
-
-    def add(self, case: CaseRec) -> None:
-        self.by_no[case.case_no] = case
-        self.by_ref[(case.source, case.source_ref)] = case
-        if case.lon is not None:
-            self.by_category.setdefault(case.category_code, []).append(case)
-
-    def find(self, lookup: tuple[str, str] | str) -> CaseRec | None:
-        return self.by_no.get(lookup) if isinstance(lookup, str) else self.by_ref.get(lookup)
 
 
 class Intake(BatchHandler):
@@ -81,37 +55,75 @@ class Intake(BatchHandler):
         self.duplicates = duplicates or DuplicatePolicy()
 
     async def handle(self, records: Sequence[Record]) -> None:
+        """One transaction for the batch: parse, read, decide, write; after commit, publish."""
         now = self.clock.now()
-        batch = _Batch()
+        batch = WorkingSet()
+        commands = self.parse(batch, records, now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            todo = await self.prepare(conn, batch, commands, now)
+            self.decide(batch, todo, now)
+            pending = await self.write(conn, batch)
+        self.committed(batch, pending)
+
+    # -- the steps of `handle`, public for whoever drives them apart (scripts/bench) ------------
+
+    def parse(
+        self, batch: WorkingSet, records: Sequence[Record], now: datetime
+    ) -> list[tuple[Record, Command]]:
+        """Validate each record at the boundary; an invalid one is dead-lettered."""
         commands: list[tuple[Record, Command]] = []
         for record in records:
             try:
                 commands.append((record, parse(record, now)))
             except Invalid as exc:
                 self._dead(batch, record, exc.kind, exc.detail, "invalid")
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await queries.claim_new_keys(conn, [c.key for _, c in commands])
-            todo = []
-            for record, cmd in commands:
-                if cmd.key in fresh:
-                    fresh.discard(cmd.key)  # a repeat inside the batch is a duplicate too
-                    todo.append((record, cmd))
-                else:
-                    batch.outcomes.append((cmd.feed, "duplicate"))
-            await self._load(conn, batch, [c for _, c in todo], now)
-            reserved = await queries.next_case_numbers(conn, sum(c.opens_case for _, c in todo))
-            batch.parked_before = await iq.parked_for(
-                conn,
-                [lookup_key(c.case_lookup()) for _, c in todo if c.opens_case]
-                + [case_number(self.district_code, n, now) for n in reserved],
-            )
-            numbers = iter(reserved)
-            for record, cmd in todo:
-                self._apply(batch, record, cmd, now, numbers)
-                if cmd.opens_case:
-                    self._unpark(batch, cmd, now, numbers)
-            pending = await queries.save(conn, batch.changes)
-        self._after_commit(batch, pending)
+        return commands
+
+    async def prepare(
+        self,
+        conn: asyncpg.Connection,
+        batch: WorkingSet,
+        commands: list[tuple[Record, Command]],
+        now: datetime,
+    ) -> list[tuple[Record, Command]]:
+        """The batch's reads: claim the idempotency keys (a repeat is a duplicate), lock the
+        cases the rest touch, reserve the numbers of the cases they open (`batch.numbers`) and
+        take what was parked for those; return the commands to decide."""
+        fresh = await queries.claim_new_keys(conn, [c.key for _, c in commands])
+        todo = []
+        for record, cmd in commands:
+            if cmd.key in fresh:
+                fresh.discard(cmd.key)  # a repeat inside the batch is a duplicate too
+                todo.append((record, cmd))
+            else:
+                batch.outcomes.append((cmd.feed, "duplicate"))
+        await self._load(conn, batch, [c for _, c in todo], now)
+        reserved = await queries.next_case_numbers(conn, sum(c.opens_case for _, c in todo))
+        batch.parked_before = await iq.parked_for(
+            conn,
+            [lookup_key(c.case_lookup()) for _, c in todo if c.opens_case]
+            + [case_number(self.district_code, n, now) for n in reserved],
+        )
+        batch.numbers = iter(reserved)
+        return todo
+
+    def decide(self, batch: WorkingSet, todo: list[tuple[Record, Command]], now: datetime) -> None:
+        """Apply each command to the batch's cases in memory (pure); what waited for a case
+        it opens follows it."""
+        for record, cmd in todo:
+            self._apply(batch, record, cmd, now, batch.numbers)
+            if cmd.opens_case:
+                self._unpark(batch, cmd, now, batch.numbers)
+
+    async def write(self, conn: asyncpg.Connection, batch: WorkingSet) -> outbox.Pending:
+        """Everything the batch decided, in one statement."""
+        return await queries.save(conn, batch.changes)
+
+    def committed(self, batch: WorkingSet, pending: outbox.Pending) -> None:
+        """After commit: the outcomes counted, the after-commit work, the outbox published."""
+        for (feed, outcome), n in Counter(batch.outcomes).items():
+            self.metrics.intake_messages.labels(feed, outcome).inc(n)
+        committed(batch.changes, pending, self.on_commit)
 
     async def adopt(self, older_than: timedelta, limit: int = 500) -> int:
         """Apply parked messages whose case exists after all: it opened in a transaction that
@@ -119,7 +131,7 @@ class Intake(BatchHandler):
         other. Cases another transaction holds are left for the next pass. Returns how many
         were applied or dead-lettered."""
         now = self.clock.now()
-        batch = _Batch()
+        batch = WorkingSet()
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await iq.orphans(conn, self.district_code, now - older_than, limit)
             parsed: list[tuple[int, Record, Command]] = []
@@ -136,20 +148,20 @@ class Intake(BatchHandler):
                     batch.changes.unparked.append(row_id)
                     self._apply(batch, record, cmd, now, iter(()))
             pending = await queries.save(conn, batch.changes)
-        self._after_commit(batch, pending)
+        self.committed(batch, pending)
         return len(batch.changes.unparked)
 
     async def poison(self, record: Record, error: BaseException) -> None:
-        batch = _Batch()
+        batch = WorkingSet()
         self._dead(batch, record, "internal_error", repr(error), "invalid")
         async with self.pool.acquire() as conn, conn.transaction():
             pending = await outbox.write(conn, batch.changes.outbox)
-        self._after_commit(batch, pending)
+        self.committed(batch, pending)
 
     async def _load(
         self,
         conn: asyncpg.Connection,
-        batch: _Batch,
+        batch: WorkingSet,
         cmds: list[Command],
         now: datetime,
         *,
@@ -186,7 +198,7 @@ class Intake(BatchHandler):
         return self.decisions.merging.duplicate_key(cmd.message)
 
     def _unpark(
-        self, batch: _Batch, opener: Command, now: datetime, numbers: Iterator[int]
+        self, batch: WorkingSet, opener: Command, now: datetime, numbers: Iterator[int]
     ) -> None:
         """The case `opener` opened (or joined) is known now: apply what waited for it, in the
         order it arrived."""
@@ -209,7 +221,7 @@ class Intake(BatchHandler):
                 continue
             self._apply(batch, record, cmd, now, numbers)
 
-    def _park(self, batch: _Batch, record: Record, cmd: Command, now: datetime) -> None:
+    def _park(self, batch: WorkingSet, record: Record, cmd: Command, now: datetime) -> None:
         """No case yet for this action: keep it until its case opens (or it expires)."""
         lookup = lookup_key(cmd.case_lookup())
         parked = iq.park_record(self.district_code, lookup, record, now)
@@ -222,7 +234,7 @@ class Intake(BatchHandler):
         )
 
     def _apply(
-        self, batch: _Batch, record: Record, cmd: Command, now: datetime, numbers: Iterator[int]
+        self, batch: WorkingSet, record: Record, cmd: Command, now: datetime, numbers: Iterator[int]
     ) -> None:
         ch = batch.changes
         mark = (len(ch.events), len(ch.outbox), len(ch.after_commit), len(ch.new_cases))
@@ -244,7 +256,7 @@ class Intake(BatchHandler):
 
     def _decide(
         self,
-        batch: _Batch,
+        batch: WorkingSet,
         cmd: Command,
         case: CaseRec | None,
         now: datetime,
@@ -280,7 +292,7 @@ class Intake(BatchHandler):
                 return "stale"
         return "accepted"
 
-    def _duplicate_of(self, batch: _Batch, cmd: Command, now: datetime) -> CaseRec | None:
+    def _duplicate_of(self, batch: WorkingSet, cmd: Command, now: datetime) -> CaseRec | None:
         key = self._duplicate_key(cmd) if self.duplicates.enabled else None
         if key is None:
             return None
@@ -295,7 +307,7 @@ class Intake(BatchHandler):
 
     @staticmethod
     def _rollback(
-        batch: _Batch,
+        batch: WorkingSet,
         mark: tuple[int, int, int, int],
         case: CaseRec | None,
         saved: CaseRec | None,
@@ -311,7 +323,9 @@ class Intake(BatchHandler):
                 if t.task_id in ch.tasks:
                     ch.tasks[t.task_id] = t
 
-    def _dead(self, batch: _Batch, record: Record, kind: str, detail: str, outcome: str) -> None:
+    def _dead(
+        self, batch: WorkingSet, record: Record, kind: str, detail: str, outcome: str
+    ) -> None:
         feed = FEEDS.get(record.topic, record.topic)
         letter = dead_letter(record, kind, detail)
         key = (record.key or b"").decode("utf-8", "replace")
@@ -328,11 +342,6 @@ class Intake(BatchHandler):
                 "kind": kind,
             },
         )
-
-    def _after_commit(self, batch: _Batch, pending: outbox.Pending) -> None:
-        for (feed, outcome), n in Counter(batch.outcomes).items():
-            self.metrics.intake_messages.labels(feed, outcome).inc(n)
-        committed(batch.changes, pending, self.on_commit)
 
 
 class _Unknown(Exception):
