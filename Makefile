@@ -38,7 +38,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy contracts services
 
 bench: $(STAMP) ## benchmarks: prints a table, writes bench-results/bench.json
-	$(BIN)/python scripts/bench.py
+	PYTHONPATH=scripts $(BIN)/python -m bench
 
 schemas: $(STAMP) ## regenerate contracts/schemas and contracts/asyncapi.json
 	$(BIN)/python scripts/gen_schemas.py

@@ -5,14 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, NewType
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-CaseNo = NewType("CaseNo", str)
-TaskId = NewType("TaskId", str)
-UnitCode = NewType("UnitCode", str)
-OrderNo = NewType("OrderNo", str)
 
 
 def _require_offset(value: datetime) -> datetime:
@@ -41,9 +36,18 @@ class Crs(StrEnum):
 
 
 class Urgency(StrEnum):
+    # in rising order: a case's urgency only ever rises to the higher of two
     NORMAL = "normal"
     URGENT = "urgent"
     CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0, 1, 2: how urgent, for comparing urgencies."""
+        return _URGENCY_RANK[self]
+
+
+_URGENCY_RANK = {u: i for i, u in enumerate(Urgency)}
 
 
 class Location(Message):

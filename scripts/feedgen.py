@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from services.district.geo import wgs84_to_gcj02
+from services.district.routing.geo import wgs84_to_gcj02
 
 SHANGHAI = timezone(timedelta(hours=8))
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "reference"

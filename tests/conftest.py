@@ -7,22 +7,42 @@ fresh database cloned from a migrated template. Kafka: a fresh embedded tansu br
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
-from services.bootstrap import bootstrap
 from services.common import db
 from services.common.config import ROOT, Settings
 from services.devstack import EmbeddedKafka, EmbeddedPostgres
+from services.ops.bootstrap import bootstrap
 
 TEMPLATE = "cityops_test_template"
+
+
+@pytest.fixture(autouse=True)
+async def no_unhandled_loop_exceptions() -> AsyncIterator[None]:
+    """Fail the test when the event loop saw an exception nobody handled (a task that died
+    unobserved, a callback that raised), as asyncpg's test base does: such errors are
+    otherwise only logged, and the test would pass."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: seen.append(context))
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
+    if seen:
+        described = "; ".join(f"{c.get('message')}: {c.get('exception')!r}" for c in seen)
+        pytest.fail(f"the event loop saw unhandled exceptions: {described}")
 
 
 class Databases:

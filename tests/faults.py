@@ -4,7 +4,7 @@ fault (nothing lost, duplicated or dead-lettered, no stuck partition, timers fir
 
 `Rig.up` gives one test its database (cloned from a migrated template, then bootstrapped like
 production), a fresh broker (optionally behind a `TcpProxy` that can cut every connection), and
-both services (`python -m services.cli district` / `street`) logging to files in the test's
+both services (`python -m services.ops.cli district` / `street`) logging to files in the test's
 temporary directory. `Rig.ride_through` runs the load, injects the fault, ends it, and checks.
 """
 
@@ -33,9 +33,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts import topics
-from services.bootstrap import bootstrap
 from services.common.config import ROOT, Settings
 from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
+from services.ops.bootstrap import bootstrap
 from tests.support import wait_until
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -224,7 +224,7 @@ _DIE_WITH_PARENT = _death_signal()
 
 
 class ServiceProc:
-    """`python -m services.cli <name>` with its stdout and stderr appended to `log`."""
+    """`python -m services.ops.cli <name>` with its stdout and stderr appended to `log`."""
 
     def __init__(self, name: str, env: dict[str, str], port: int, log: Path) -> None:
         self.name, self.env, self.port, self.log = name, env, port, log
@@ -238,7 +238,7 @@ class ServiceProc:
             out.write(f"--- start {self.starts} at {datetime.now(UTC).isoformat()}\n".encode())
             out.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", self.name],
+                [sys.executable, "-m", "services.ops.cli", self.name],
                 env=self.env,
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts import topics
 from services.common.auth import TOKENS, Role
 from services.common.config import Settings
 
@@ -25,6 +26,14 @@ DATA = Path(__file__).parent / "data"
 def samples(name: str) -> list[dict[str, Any]]:
     lines = (DATA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+#: the sample 12345 orders that open a case, by order number
+ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 async def wait_until(
@@ -96,7 +105,7 @@ async def running(app: web.Application) -> AsyncIterator[Service]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     service = Service(runner, f"http://127.0.0.1:{port}")
     try:
         await wait_until(lambda: _ready(service), "service ready")
@@ -129,6 +138,11 @@ class Topics:
     async def publish(self, topic: str, key: str, value: bytes | dict[str, Any]) -> None:
         raw = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
         await self._producer.send_and_wait(topic, raw, key=key.encode())
+
+    async def publish_all(self, topic: str, messages: list[tuple[str, bytes]]) -> None:
+        """Send every (key, value) at once, then wait until the broker has them all."""
+        sent = [await self._producer.send(topic, v, key=k.encode()) for k, v in messages]
+        await asyncio.gather(*sent)
 
     async def read(self, topic: str) -> list[dict[str, Any]]:
         """Every message on the topic so far, as JSON, in per-partition order."""
@@ -186,3 +200,19 @@ def task_feedback(
         "at": at if isinstance(at, str) else at.isoformat(),
         **extra,
     }
+
+
+async def dispatched(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
+    """Publish the sample order `order_no` and wait for its task on `unit`'s topic."""
+    await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
+    [task] = await t.wait_for(
+        topics.task_topic(unit), lambda m: m["case"]["source_ref"] == order_no, f"{order_no} task"
+    )
+    return task
+
+
+async def case_record(district: Service, case_no: str) -> dict[str, Any]:
+    """The case as `GET /api/v1/cases/{case_no}` shows it (asserting it is there)."""
+    status, body = await district.get(f"/api/v1/cases/{case_no}")
+    assert status == 200, body
+    return body  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ row by row, in C, where an array per column costs a check per value.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,3 +73,10 @@ class Batch:
         """`WITH p0 AS (...), p1 AS (...) <final>`; `final` is the last (returning) part."""
         ctes = ", ".join(f"p{i} AS ({p})" for i, p in enumerate(self.parts))
         return f"WITH {ctes} {final}" if ctes else final
+
+
+def literals(values: Iterable[str]) -> str:
+    """`'a', 'b'`: the values of an enum as SQL constants, for a predicate the planner must see
+    to use a partial index (a parameter would hide it from a generic plan). Everywhere else the
+    values travel as parameters."""
+    return ", ".join(f"'{v}'" for v in sorted(values))

@@ -21,14 +21,23 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher, now_ms
 from services.common.tasks import background
-from services.district import api, gauges, kpi_api, live, openapi, queries, queue_api
-from services.district.consumer import Intake
-from services.district.deadlines import DeadlinePolicy
-from services.district.decisions import DistrictDesk
-from services.district.duplicates import DuplicatePolicy
+from services.district import api
+from services.district.api import kpis as kpi_api
+from services.district.api import live, openapi
+from services.district.api import queues as queue_api
+from services.district.cases.store import CaseStore
+from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.timers import TimerWorker
+from services.district.deadlines.workcal import WorkCalendar
+from services.district.decisions import Decisions
+from services.district.decisions.context import Context
+from services.district.intake.duplicates import DuplicatePolicy
+from services.district.intake.handler import Intake
+from services.district.intake.parked import ParkedSweeper
 from services.district.keys import (
     CLOCK,
     CONSUMER,
+    DECISIONS,
     PARKED,
     POOL,
     PRODUCER,
@@ -36,15 +45,11 @@ from services.district.keys import (
     SETTINGS,
     STORE,
     TIMERS,
-    WORKFLOW,
 )
-from services.district.parked import ParkedSweeper
-from services.district.store import CaseStore
-from services.district.timers import TimerWorker
-from services.district.workcal import WorkCalendar
-from services.district.workflow import Context
+from services.district.queues import gauges
+from services.district.routing import queries
 
-__all__ = ["CLOCK", "POOL", "SETTINGS", "WORKFLOW", "create_app"]
+__all__ = ["CLOCK", "DECISIONS", "POOL", "SETTINGS", "create_app"]
 
 #: a parked message is adopted by a case that exists once it has waited this long (until then
 #: the batch that opens the case applies it itself)
@@ -58,7 +63,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or Clock()
     app.router.add_routes(api.routes)
-    app.router.add_routes(kpi_api.routes)  # GET /api/v1/kpis (services/district/kpi_api.py)
+    app.router.add_routes(kpi_api.routes)  # GET /api/v1/kpis (services/district/api/kpis.py)
     app.router.add_routes(queue_api.routes)  # queues, case search
     queue_api.setup(app)
     app.router.add_routes(live.routes)  # GET /api/v1/events (server-sent events)
@@ -66,7 +71,7 @@ def create_app(
     app.cleanup_ctx.extend(
         [
             _pool,
-            _workflow,
+            _decisions,
             _producer,
             background("health", lambda a: a[HEALTH].run()),
             background("outbox-publisher", lambda a: a[PUBLISHER].run()),
@@ -94,7 +99,7 @@ async def _pool(app: web.Application) -> AsyncIterator[None]:
     await app[POOL].close()
 
 
-async def _workflow(app: web.Application) -> AsyncIterator[None]:
+async def _decisions(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     async with app[POOL].acquire() as conn:
         ref = await queries.load_reference(conn, s.district_code)
@@ -102,7 +107,7 @@ async def _workflow(app: web.Application) -> AsyncIterator[None]:
         on_fallback=lambda year: metrics.calendar_fallback.labels(str(year)).set(1)
     )
     ctx = Context(ref, calendar, DeadlinePolicy(), load_vault(s), metrics)
-    app[WORKFLOW] = DistrictDesk(ctx)
+    app[DECISIONS] = Decisions(ctx)
     yield
 
 
@@ -120,7 +125,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     )
     app[STORE] = CaseStore(app[POOL], app[PUBLISHER].submit)
     app[TIMERS] = TimerWorker(
-        app[POOL], app[WORKFLOW], app[PUBLISHER].submit, app[CLOCK], s.district_code
+        app[POOL], app[DECISIONS], app[PUBLISHER].submit, app[CLOCK], s.district_code
     )
     yield
     await producer.stop()
@@ -137,7 +142,7 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     intake = Intake(
         app[POOL],
-        app[WORKFLOW],
+        app[DECISIONS],
         metrics,
         s.district_code,
         on_commit=app[PUBLISHER].submit,
@@ -177,7 +182,7 @@ async def _gauges(app: web.Application) -> None:
 
 async def _follow_rules(app: web.Application) -> None:
     """Routing rules changed by another instance take effect here within seconds."""
-    pool, district, desk = app[POOL], app[SETTINGS].district_code, app[WORKFLOW]
+    pool, district, decisions = app[POOL], app[SETTINGS].district_code, app[DECISIONS]
     async with pool.acquire() as conn:
         seen = await queries.rules_version(conn, district)
     while True:
@@ -185,5 +190,5 @@ async def _follow_rules(app: web.Application) -> None:
         async with pool.acquire() as conn:
             version = await queries.rules_version(conn, district)
             if version != seen:
-                desk.use_rules(await queries.load_rules(conn, district))
+                decisions.use_rules(await queries.load_rules(conn, district))
                 seen = version

@@ -10,16 +10,16 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.outbox import Publisher
-from services.district.decisions import DistrictDesk
-from services.district.parked import ParkedSweeper
-from services.district.store import CaseStore
-from services.district.timers import TimerWorker
+from services.district.cases.store import CaseStore
+from services.district.deadlines.timers import TimerWorker
+from services.district.decisions import Decisions
+from services.district.intake.parked import ParkedSweeper
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 POOL = web.AppKey("pool", asyncpg.Pool)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
-WORKFLOW = web.AppKey("workflow", DistrictDesk)
+DECISIONS = web.AppKey("decisions", Decisions)
 PUBLISHER = web.AppKey("publisher", Publisher)
 CONSUMER = web.AppKey("consumer", BatchConsumer)
 STORE = web.AppKey("store", CaseStore)

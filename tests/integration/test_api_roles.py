@@ -13,15 +13,14 @@ import aiohttp
 import pytest
 
 from contracts import topics
-from services import tokens
 from services.common import db
 from services.common.auth import TOKENS, Role, TokenStore
 from services.common.config import Settings
 from services.district.app import create_app as district_app
+from services.ops import tokens
 from services.street.app import create_app as street_app
-from tests.support import Service, Topics, running, samples, wait_until
+from tests.support import Service, Topics, dispatched, running, wait_until
 
-ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
 FUMES, FUMES_UNIT = "HL2026112700123", "310106-STHJ"  # ecology bureau (a department)
 BIKES, BIKES_UNIT = "HL2026112700126", "310106015000"  # a street, by location
 
@@ -48,18 +47,10 @@ async def call(
         return r.status, parsed, r.headers
 
 
-async def open_case(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
-    await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
-    [task] = await t.wait_for(
-        topics.task_topic(unit), lambda m: m["case"]["source_ref"] == order_no, f"{order_no} task"
-    )
-    return task
-
-
 async def test_district_api_by_role(settings: Settings) -> None:
     async with running(district_app(settings)) as sup, Topics(settings) as t:
-        fumes = (await open_case(t, FUMES, FUMES_UNIT))["case_no"]
-        bikes = (await open_case(t, BIKES, BIKES_UNIT))["case_no"]
+        fumes = (await dispatched(t, FUMES, FUMES_UNIT))["case_no"]
+        bikes = (await dispatched(t, BIKES, BIKES_UNIT))["case_no"]
         op = await sup.as_role(Role.DISTRICT_OPERATOR)
         aud = await sup.as_role(Role.AUDITOR)
         dept = await sup.as_role(Role.DEPARTMENT_OPERATOR, FUMES_UNIT)
@@ -175,8 +166,8 @@ async def test_street_desk_by_role(settings: Settings) -> None:
         running(street_app(settings)) as sup,
         Topics(settings) as t,
     ):
-        fumes = await open_case(t, FUMES, FUMES_UNIT)
-        bikes = await open_case(t, BIKES, BIKES_UNIT)
+        fumes = await dispatched(t, FUMES, FUMES_UNIT)
+        bikes = await dispatched(t, BIKES, BIKES_UNIT)
         dept = await sup.as_role(Role.DEPARTMENT_OPERATOR, FUMES_UNIT)
         aud = await sup.as_role(Role.AUDITOR)
 
@@ -249,8 +240,8 @@ async def test_live_events_follow_the_callers_scope(settings: Settings) -> None:
         ]
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 15)
-            fumes = (await open_case(t, FUMES, FUMES_UNIT))["case_no"]
-            bikes = (await open_case(t, BIKES, BIKES_UNIT))["case_no"]
+            fumes = (await dispatched(t, FUMES, FUMES_UNIT))["case_no"]
+            bikes = (await dispatched(t, BIKES, BIKES_UNIT))["case_no"]
 
             async def both_seen() -> bool:
                 cases = {(e["case_no"], e["to_state"]) for e in everything}

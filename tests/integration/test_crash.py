@@ -39,7 +39,7 @@ def start_district(settings: Settings) -> subprocess.Popen[bytes]:
         "CITYOPS_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "district"],
+        [sys.executable, "-m", "services.ops.cli", "district"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -55,14 +55,8 @@ async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
     proc = start_district(settings)
     try:
         async with Topics(settings) as t:
-            producer = t._producer
-            await asyncio.gather(
-                *[
-                    await producer.send(
-                        topics.WORKORDERS, json.dumps(o).encode(), key=o["order_no"].encode()
-                    )
-                    for o in orders
-                ]
+            await t.publish_all(
+                topics.WORKORDERS, [(o["order_no"], json.dumps(o).encode()) for o in orders]
             )
 
             async def some_cases() -> bool:

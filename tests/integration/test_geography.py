@@ -11,11 +11,11 @@ import asyncpg
 from shapely.geometry import box, mapping
 
 from contracts import topics
-from services.bootstrap import bootstrap
 from services.common.config import Settings
-from services.district import queries
 from services.district.app import create_app as district_app
-from services.district.geo import Located
+from services.district.routing import queries
+from services.district.routing.geo import Located
+from services.ops.bootstrap import bootstrap
 from tests.support import Topics, running, samples
 
 SHIMEN2, NANJING_W, JINGAN_TEMPLE = "310106011000", "310106012000", "310106013000"

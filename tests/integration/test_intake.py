@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -18,19 +18,15 @@ from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.common.kafka import PARTITIONS
 from services.district.app import create_app as district_app
-from services.district.duplicates import cell_of
+from services.district.cases.model import case_number
+from services.district.intake.duplicates import cell_of
 from services.district.keys import PARKED
-from services.district.model import case_number
-from tests.support import Service, Topics, running, samples, wait_until
+from tests.support import ORDERS, Topics, now_iso, running, samples, wait_until
+from tests.support import case_record as case
 
-ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
 SMOKE = "HL2026112700123"  # 油烟污染 at 南京西路: the ecology bureau's
 BUREAU = "310106-STHJ"
 METRES_PER_DEG_LAT = 111_320.0
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def urge(order_no: str = SMOKE) -> dict[str, Any]:
@@ -59,12 +55,6 @@ async def tasks_of(t: Topics, ref: str, kind: str = "assigned") -> list[dict[str
         for m in await t.read(topics.task_topic(BUREAU))
         if m["case"]["source_ref"] == ref and m["kind"] == kind
     ]
-
-
-async def case(district: Service, case_no: str) -> dict[str, Any]:
-    status, body = await district.get(f"/api/v1/cases/{case_no}")
-    assert status == 200, body
-    return body  # type: ignore[no-any-return]
 
 
 async def parked_rows(settings: Settings) -> int:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from services.common.config import Settings
-from services.district.kpi_queries import CASE_KEYS, DUE_TO_CLOSE, EVENTS, TASKS_DISPATCHED
+from services.district.kpis.queries import CASE_KEYS, DUE_TO_CLOSE, EVENTS, TASKS_DISPATCHED
 
 AS_OF = datetime.fromisoformat("2026-12-04T12:00:00+08:00")
 

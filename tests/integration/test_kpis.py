@@ -257,7 +257,7 @@ async def test_cli_prints_the_table(settings: Settings) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "services.ops.cli",
         "kpis",
         "--by",
         "source",

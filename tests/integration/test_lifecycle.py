@@ -13,26 +13,26 @@ from contracts import topics
 from services.common import db
 from services.common.clock import FakeClock
 from services.common.config import Settings
-from services.district.app import POOL, WORKFLOW
+from services.district.app import DECISIONS, POOL
 from services.district.app import create_app as district_app
+from services.district.cases.replay import replay
+from services.district.deadlines.timers import TimerWorker
 from services.district.keys import PUBLISHER
-from services.district.replay import replay
-from services.district.timers import TimerWorker
-from tests.support import Service, Topics, running, samples, task_feedback, wait_until
+from tests.support import (
+    Service,
+    Topics,
+    dispatched,
+    running,
+    samples,
+    task_feedback,
+    wait_until,
+)
+from tests.support import case_record as case
 
-ORDERS = {o["order_no"]: o for o in samples("hotline12345.workorders") if o["action"] == "dispatch"}
 FRIDAY_10AM = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
 
 
 feedback = task_feedback
-
-
-async def dispatched(t: Topics, order_no: str, unit: str) -> dict[str, Any]:
-    await t.publish(topics.WORKORDERS, order_no, ORDERS[order_no])
-    [task] = await t.wait_for(
-        topics.task_topic(unit), lambda m: m["case"]["source_ref"] == order_no, f"{order_no} task"
-    )
-    return task
 
 
 async def new_task(t: Topics, unit: str, case_no: str, known: set[str]) -> dict[str, Any]:
@@ -42,12 +42,6 @@ async def new_task(t: Topics, unit: str, case_no: str, known: set[str]) -> dict[
         f"a new task of {case_no} on {unit}",
     )
     return task
-
-
-async def case(district: Service, case_no: str) -> dict[str, Any]:
-    status, body = await district.get(f"/api/v1/cases/{case_no}")
-    assert status == 200, body
-    return body  # type: ignore[no-any-return]
 
 
 async def test_returns_are_redispatched_then_left_to_an_operator(settings: Settings) -> None:
@@ -246,10 +240,10 @@ async def test_overdue_accept_is_supervised_once_and_the_unit_urged(settings: Se
         )
         assert urged["task_id"] == task["task_id"] and "督办" in urged["note"]
         # more instances racing on the same alarms fire nothing more
-        desk, pool = district.app[WORKFLOW], district.app[POOL]
+        decisions, pool = district.app[DECISIONS], district.app[POOL]
+        submit = district.app[PUBLISHER].submit
         workers = [
-            TimerWorker(pool, desk, district.app[PUBLISHER].submit, clock, settings.district_code)
-            for _ in range(3)
+            TimerWorker(pool, decisions, submit, clock, settings.district_code) for _ in range(3)
         ]
         await asyncio.gather(*(w.fire_due() for w in workers))
         detail = await case(district, no)
@@ -278,8 +272,9 @@ async def test_timers_fire_once_across_instances_and_catch_up_after_downtime(
     try:
         app = district_app(settings, clock=clock)
         async with running(app) as district:
-            desk, submit = district.app[WORKFLOW], district.app[PUBLISHER].submit
-            workers = [TimerWorker(p, desk, submit, clock, settings.district_code) for p in pools]
+            decisions, submit = district.app[DECISIONS], district.app[PUBLISHER].submit
+            district_code = settings.district_code
+            workers = [TimerWorker(p, decisions, submit, clock, district_code) for p in pools]
             for _ in range(3):
                 await asyncio.gather(*(w.fire_due() for w in workers))
             conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)

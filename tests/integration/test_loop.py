@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from contracts import topics
@@ -12,7 +11,7 @@ from services.common.http import METRICS
 from services.district.app import POOL
 from services.district.app import create_app as district_app
 from services.street.app import create_app as street_app
-from tests.support import Topics, running, samples, wait_until
+from tests.support import Topics, now_iso, running, samples, wait_until
 
 EXPECTED_UNITS = {
     "HL2026112700123": "310106-STHJ",  # 油烟污染 -> ecology bureau
@@ -26,10 +25,6 @@ EXPECTED_UNITS = {
     "RC-310106011000-20261127-0007": "310106011000",  # 跨门营业 -> 石门二路 street
     "RC-310106013000-20261127-0003": "310106013000",  # 暴露垃圾 -> 静安寺 street
 }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 async def publish_samples(t: Topics) -> None:
@@ -290,7 +285,7 @@ async def test_open_case_gauges_follow_the_cases(settings: Settings) -> None:
         task = await task_for(t, "HL2026112700125")
 
         async def gauge(unit: str, state: str, want: float) -> bool:
-            from services.district.gauges import refresh
+            from services.district.queues.gauges import refresh
 
             await refresh(district.app[POOL], district.app[METRICS], settings.district_code)
             return await district.metric("cityops_cases_open", unit=unit, state=state) == want

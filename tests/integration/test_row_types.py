@@ -8,8 +8,8 @@ import pytest
 
 from services.common import outbox
 from services.common.sql import Table
-from services.district import intake_queries as iq
-from services.district import queries
+from services.district.cases import queries
+from services.district.intake import queries as iq
 from services.street.desk import OUTBOX as STREET_OUTBOX
 
 WRITTEN = [

@@ -20,7 +20,7 @@ from tests.support import Topics, wait_until
 
 def start_run(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "run"],
+        [sys.executable, "-m", "services.ops.cli", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.district.alarms import alarms, due, first_alarm
-from services.district.model import TaskRec
-from services.district.workcal import WorkCalendar
+from services.district.cases.model import TaskRec
+from services.district.deadlines.alarms import alarms, due, first_alarm
+from services.district.deadlines.workcal import WorkCalendar
 
 CAL = WorkCalendar()
 T0 = datetime.fromisoformat("2026-11-27T10:00:00+08:00")  # a Friday, in office hours

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.district.deadlines import (
+from services.district.deadlines.policy import (
     DeadlinePolicy,
     Deadlines,
     Duration,
@@ -16,7 +16,7 @@ from services.district.deadlines import (
     stage_status,
     warn_at,
 )
-from services.district.workcal import WorkCalendar
+from services.district.deadlines.workcal import WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

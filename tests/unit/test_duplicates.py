@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.district.duplicates import DuplicatePolicy, distance_m, find_duplicate, probe
-from services.district.lifecycle import State
-from services.district.model import CaseRec
+from services.district.cases.lifecycle import CaseState
+from services.district.cases.model import CaseRec
+from services.district.intake.duplicates import DuplicatePolicy, find_duplicate, probe
+from services.district.routing.geo import haversine_m
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LON, LAT = 121.45309, 31.22692
@@ -20,7 +21,7 @@ def case(no: str, metres_north: float, **extra: Any) -> CaseRec:
         "district_code": "310106",
         "source": "hotline12345",
         "source_ref": no,
-        "state": State.DISPATCHED,
+        "state": CaseState.DISPATCHED,
         "category_code": "0101",
         "category_name": "油烟污染",
         "urgency": "normal",
@@ -48,8 +49,8 @@ def test_the_nearest_open_case_within_the_radius_is_the_duplicate() -> None:
 
 def test_category_state_age_and_district_keep_cases_apart() -> None:
     assert find(case("a", 10), category="0202") is None
-    assert find(case("a", 10, state=State.CLOSED)) is None
-    assert find(case("a", 10, state=State.RESOLVED)) is None
+    assert find(case("a", 10, state=CaseState.CLOSED)) is None
+    assert find(case("a", 10, state=CaseState.RESOLVED)) is None
     assert find(case("a", 10, opened_at=NOW - timedelta(hours=25))) is None
     assert find(case("a", 10, district_code="310104")) is None
     assert find(case("a", 10, lon=None, lat=None)) is None
@@ -58,15 +59,15 @@ def test_category_state_age_and_district_keep_cases_apart() -> None:
 
 def test_the_probe_box_holds_the_whole_radius() -> None:
     p = probe("0101", LON, LAT, 100)
-    assert distance_m(LON, LAT, p.max_lon, LAT) >= 99.9
-    assert distance_m(LON, LAT, LON, p.max_lat) >= 99.9
+    assert haversine_m(LON, LAT, p.max_lon, LAT) >= 99.9
+    assert haversine_m(LON, LAT, LON, p.max_lat) >= 99.9
     assert p.min_lon < LON < p.max_lon and p.min_lat < LAT < p.max_lat
 
 
 def test_the_cells_of_a_probe_hold_every_point_of_its_box() -> None:
     import random
 
-    from services.district.duplicates import cell_of, cells
+    from services.district.intake.duplicates import cell_of, cells
 
     rng = random.Random(4)
     for _ in range(500):

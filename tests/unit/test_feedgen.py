@@ -14,7 +14,7 @@ from feedgen import FeedGenerator
 from contracts.hotline import Feedback, WorkOrder
 from contracts.roadchief import Report
 from contracts.tasks import FeedbackAction, Task, TaskFeedback
-from services.district.geo import haversine_m, to_wgs84
+from services.district.routing.geo import haversine_m, to_wgs84
 
 NOW = datetime(2026, 11, 27, 9, 20, tzinfo=timezone(timedelta(hours=8)))
 REFERENCE = Path(__file__).resolve().parents[2] / "deploy" / "reference"

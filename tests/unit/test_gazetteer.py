@@ -1,4 +1,4 @@
-"""Addresses without coordinates matched to streets (services/district/gazetteer.py)."""
+"""Addresses without coordinates matched to streets (services/district/routing/gazetteer.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.district.gazetteer import Gazetteer
-from services.district.geo import to_wgs84
-from services.district.reference import load_csv
+from services.district.routing.gazetteer import Gazetteer
+from services.district.routing.geo import to_wgs84
+from services.district.routing.reference import load_csv
 from tests.support import samples
 
 REFERENCE = Path(__file__).resolve().parents[2] / "deploy" / "reference"

@@ -1,4 +1,4 @@
-"""Datum conversion, plausibility checks and street lookup (services/district/geo.py)."""
+"""Datum conversion, plausibility checks and street lookup (services/district/routing/geo.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.district.geo import (
+from services.district.routing.geo import (
     Anchor,
     Located,
     StreetLocator,

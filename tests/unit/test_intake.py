@@ -10,7 +10,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from contracts import topics
-from services.district.intake import MAX_MESSAGE_BYTES, Invalid, parse
+from services.district.intake.parse import MAX_MESSAGE_BYTES, Invalid, parse
 from tests.support import samples
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from contracts import topics
 from contracts.tasks import Task
-from services.district.geo import plausibility_error
-from services.district.intake import _MODELS, CLOCK_SKEW, Command, Invalid, parse
+from services.district.intake.parse import _MODELS, CLOCK_SKEW, Command, Invalid, parse
+from services.district.routing.geo import plausibility_error
 from tests.support import samples
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.district.kpi_queries import Gathered
-from services.district.kpi_report import (
+from services.district.kpis.formulas import KEYS, Counts, Kpi, compute, total
+from services.district.kpis.queries import Gathered
+from services.district.kpis.report import (
     SHANGHAI,
     BadPeriod,
     _width,
@@ -18,7 +19,6 @@ from services.district.kpi_report import (
     render_table,
     to_json,
 )
-from services.district.kpis import KEYS, Counts, Kpi, compute, total
 
 
 def kpi(counts: Counts, key: str) -> Kpi:

@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 
 from services.common.config import Settings
 from services.common.openapi import routes_of
-from services.district import openapi as district_openapi
+from services.district.api import openapi as district_openapi
 from services.district.app import create_app as district_app
 from services.street import openapi as street_openapi
 from services.street.app import create_app as street_app

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.district.reference import load_csv
-from services.district.routing import classify, effective_urgency, route
+from services.district.routing.reference import load_csv
+from services.district.routing.rules import classify, effective_urgency, route
 
 REF = load_csv(Path(__file__).resolve().parents[2] / "deploy" / "reference", "310106")
 

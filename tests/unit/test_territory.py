@@ -1,4 +1,4 @@
-"""Street territories as polygons (services/district/territory.py) and their use in Reference."""
+"""Street territories as polygons (services/district/routing/territory.py), used in Reference."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from shapely.geometry import Point, box, mapping
 
-from services.district.geo import (
+from services.district.routing.geo import (
     Anchor,
     Located,
     gcj02_to_wgs84,
@@ -20,8 +20,8 @@ from services.district.geo import (
     to_wgs84,
     wgs84_to_gcj02,
 )
-from services.district.reference import load_csv
-from services.district.territory import Territory, build_from_anchors, from_geojson
+from services.district.routing.reference import load_csv
+from services.district.routing.territory import Territory, build_from_anchors, from_geojson
 from tests.support import samples
 
 REFERENCE = Path(__file__).resolve().parents[2] / "deploy" / "reference"
@@ -342,10 +342,10 @@ def test_lookups_through_the_grid_match_a_brute_force_scan(
 def test_a_wide_territory_gets_coarser_cells_and_the_same_answers(
     territory: Territory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import services.district.territory as module
+    import services.district.routing.territory as module
 
     monkeypatch.setattr(module, "_GRID_MAX_CELLS", 2000)
     coarse = build_from_anchors(load_csv(REFERENCE, "310106").anchors)
-    assert len(coarse._grid.cells) <= 2000 < len(territory._grid.cells)
+    assert coarse.grid_cells <= 2000 < territory.grid_cells
     points = _border_points(territory, random.Random(9), 12)
     assert [_unit(coarse, *p) for p in points] == [_unit(territory, *p) for p in points]

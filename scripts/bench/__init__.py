@@ -1,0 +1,1 @@
+"""CityOps benchmarks (`make bench`): `harness`, `scenarios`, `report`; run with `-m bench`."""

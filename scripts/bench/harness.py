@@ -1,0 +1,330 @@
+"""The bench's harness: generated orders, publishing, the district as its own process, what
+the broker and the service's histograms say, and the intake built as the service builds it
+(with `Replay`, its decisions made beforehand)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from feedgen import FeedGenerator
+
+from contracts import topics
+from services.common.config import Settings
+from services.common.consumer import BatchHandler, Offsets
+from services.common.crypto import load_vault
+from services.common.kafka import PARTITIONS
+from services.common.metrics import Metrics
+from services.common.outbox import Pending, partition
+from services.devstack import free_port
+from services.district.cases.model import Changes
+from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.workcal import WorkCalendar
+from services.district.decisions import Decisions
+from services.district.decisions.context import Context
+from services.district.intake.batch import WorkingSet
+from services.district.intake.duplicates import DuplicatePolicy
+from services.district.intake.handler import Intake
+from services.district.intake.parse import Command
+from services.district.routing import queries as routing_queries
+
+
+def dispatchable_orders(n: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """N generated orders that all dispatch one task (located, inside the district)."""
+    gen, out, now = FeedGenerator(seed, prefix=f"{seed:03d}"), [], datetime.now(UTC)
+    while len(out) < n:
+        order = gen.work_order(now)
+        if order.get("location") and order["district_code"] == "310106":
+            raw = json.dumps(order, ensure_ascii=False).encode()
+            out.append((order["order_no"].encode(), raw))
+    return out
+
+
+async def publish(
+    bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], rate: float | None = None
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    await producer.start()
+    try:
+        start, pending = time.perf_counter(), []
+        for i, (key, value) in enumerate(messages):
+            if rate is not None:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            pending.append(await producer.send(topic, value, key=key))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+_SOURCE_REF = re.compile(rb'"source_ref":"([^"]+)"')
+
+
+class TaskCounter:
+    """Counts the task messages for a set of orders on every unit's topic (the embedded
+    broker's end offsets are not exact, so each message is matched to its order)."""
+
+    def __init__(self, settings: Settings, order_nos: set[bytes]) -> None:
+        self.order_nos = order_nos
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        names = [t for t in await self.consumer.topics() if t.startswith(topics.TASKS_PREFIX)]
+        parts = [
+            TopicPartition(t, p) for t in names for p in self.consumer.partitions_for_topic(t) or ()
+        ]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve the positions now, before anything is published
+            await self.consumer.position(tp)
+
+    async def count(self, n: int, timeout: float) -> int:
+        seen, deadline = 0, time.monotonic() + timeout
+        try:
+            while seen < n and time.monotonic() < deadline:
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+                for part in batch.values():
+                    for r in part:
+                        ref = _SOURCE_REF.search(r.value or b"")
+                        seen += bool(ref and ref.group(1) in self.order_nos)
+        finally:
+            await self.consumer.stop()
+        return seen
+
+
+class District:
+    """The district service as its own process, as `make run` starts it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "CITYOPS_DATABASE_URL": settings.database_url,
+            "CITYOPS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "CITYOPS_DISTRICT_PORT": str(self.port),
+            "CITYOPS_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms),
+            "CITYOPS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+            "CITYOPS_GROUP_PREFIX": settings.group_prefix,
+            "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file,
+            "CITYOPS_MERGE_RADIUS_M": "0",  # one task per order: generated orders cluster
+            "CITYOPS_LOG_LEVEL": "WARNING",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.ops.cli", "district"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+
+    async def metric(self, name: str) -> float:
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"http://127.0.0.1:{self.port}/metrics") as r,
+        ):
+            text = await r.text()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
+
+    async def wait_ready(self) -> None:
+        import aiohttp
+
+        for _ in range(300):
+            try:
+                async with (
+                    aiohttp.ClientSession() as s,
+                    s.get(f"http://127.0.0.1:{self.port}/readyz") as r,
+                ):
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        raise TimeoutError("district service not ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+class RecordAges:
+    """What the broker alone adds: the age (from its producer timestamp) at which a plain
+    consumer of its own receives each of the given records, read alongside the district."""
+
+    def __init__(self, settings: Settings, topic: str, keys: set[bytes]) -> None:
+        self.topic, self.keys, self.ages = topic, keys, list[float]()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        parts = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve the positions now, before anything is published
+            await self.consumer.position(tp)
+
+    async def collect(self, timeout: float) -> tuple[float, float]:
+        deadline = time.monotonic() + timeout
+        try:
+            while len(self.ages) < len(self.keys) and time.monotonic() < deadline:
+                batch = await self.consumer.getmany(timeout_ms=200)
+                now = time.time() * 1000
+                self.ages.extend(
+                    now - r.timestamp for part in batch.values() for r in part if r.key in self.keys
+                )
+        finally:
+            await self.consumer.stop()
+        ages = sorted(self.ages)
+        return ages[len(ages) // 2] / 1000, ages[int(len(ages) * 0.99)] / 1000
+
+
+async def histograms(districts: list[District]) -> dict[float, float]:
+    total: dict[float, float] = {}
+    for d in districts:
+        for le, n in (await histogram(d)).items():
+            total[le] = total.get(le, 0.0) + n
+    return total
+
+
+async def histogram(district: District) -> dict[float, float]:
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"http://127.0.0.1:{district.port}/metrics") as r,
+    ):
+        text = await r.text()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("cityops_dispatch_latency_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
+    """p50 and p99 from histogram bucket deltas, interpolated linearly inside a bucket."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0) for b in bounds]
+    total = counts[-1]
+
+    def q(p: float) -> float:
+        rank, lower, prev = p * total, 0.0, 0.0
+        for b, c in zip(bounds, counts, strict=True):
+            if c >= rank:
+                if b == float("inf"):
+                    return lower
+                return lower + (b - lower) * ((rank - prev) / max(c - prev, 1e-9))
+            lower, prev = b, c
+        return lower
+
+    return q(0.5), q(0.99)
+
+
+def as_records(orders: list[tuple[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+    """The orders as the district consumer receives them from the work-order topic, on the
+    partitions Kafka's producer would pick for their keys."""
+    stamp, parts = int(time.time() * 1000), list(range(PARTITIONS))
+    return [
+        ConsumerRecord(
+            topics.WORKORDERS,
+            partition(key, parts),
+            i,
+            stamp,
+            0,
+            key,
+            value,
+            None,
+            len(key),
+            len(value),
+            (),
+        )
+        for i, (key, value) in enumerate(orders)
+    ]
+
+
+async def build_intake(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    on_commit: Callable[[Pending], None],
+    merge_radius_m: float = 0.0,
+) -> Intake:
+    """The district's intake as the service builds it; duplicate merging off unless a radius
+    is given (the generated orders cluster around the anchors: with merging on, most merge)."""
+    async with pool.acquire() as conn:
+        ref = await routing_queries.load_reference(conn, settings.district_code)
+    metrics = Metrics()
+    desk = Decisions(Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics))
+    return Intake(
+        pool,
+        desk,
+        metrics,
+        settings.district_code,
+        duplicates=DuplicatePolicy(merge_radius_m, timedelta(hours=settings.merge_window_h)),
+        on_commit=on_commit,
+    )
+
+
+async def no_commit(_: Offsets) -> None:
+    """No offsets to commit: the records were not fetched from the broker."""
+
+
+class Replay(BatchHandler):
+    """The district's intake with every decision made beforehand: per batch it drives the
+    intake's own steps but one (`Intake.prepare`: the same reads; `Intake.write`: the same
+    one-statement write; `Intake.committed`: the same after-commit publishing) and computes
+    nothing (no parsing, routing, deadlines or messages: `Intake.decide` ran beforehand)."""
+
+    def __init__(self, intake: Intake, decided: dict[bytes, tuple[Command, Changes]]) -> None:
+        self.intake, self.decided = intake, decided
+        self.started = 0.0  # when the first batch arrived
+
+    @classmethod
+    def decide(cls, intake: Intake, orders: list[tuple[bytes, bytes]], first_no: int) -> Replay:
+        """Each order's decision, made alone as the intake makes it (untimed)."""
+        now, decided = intake.clock.now(), {}
+        for i, record in enumerate(as_records(orders)):
+            batch = WorkingSet(numbers=iter([first_no + i]))
+            todo = intake.parse(batch, [record], now)
+            intake.decide(batch, todo, now)
+            decided[record.key or b""] = (todo[0][1], batch.changes)
+        return cls(intake, decided)
+
+    async def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        self.started = self.started or time.perf_counter()
+        intake, now, batch = self.intake, self.intake.clock.now(), WorkingSet()
+        todo = []
+        for r in records:
+            cmd, changes = self.decided[r.key or b""]
+            todo.append((r, cmd))
+            batch.changes.extend(changes)
+        async with intake.pool.acquire() as conn, conn.transaction():
+            await intake.prepare(conn, WorkingSet(), todo, now)  # the reads; nothing to decide
+            pending = await intake.write(conn, batch)
+        intake.committed(batch, pending)
+
+    async def poison(self, record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+        raise error

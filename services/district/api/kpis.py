@@ -1,0 +1,38 @@
+"""`GET /api/v1/kpis?by=unit|street|category|source&from=YYYY-MM-DD&to=YYYY-MM-DD`: the
+closed-loop KPIs of a period [from, to), each with its numerator and denominator."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from aiohttp import web
+
+from services.district.keys import CLOCK, POOL, SETTINGS
+from services.district.kpis import queries as kpi_queries
+from services.district.kpis.report import BadPeriod, parse_period, to_json
+
+routes = web.RouteTableDef()
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+@routes.get("/api/v1/kpis")
+async def get_kpis(request: web.Request) -> web.Response:
+    q = request.query
+    by = q.get("by", "unit")
+    if by not in kpi_queries.DIMENSIONS:
+        return _error("bad_query", f"by must be one of {', '.join(kpi_queries.DIMENSIONS)}")
+    if "from" not in q or "to" not in q:
+        return _error("bad_query", "from and to are required (YYYY-MM-DD)")
+    try:
+        start, end = parse_period(q["from"], q["to"])
+    except BadPeriod as exc:
+        return _error("bad_period", str(exc))
+    district, as_of = request.app[SETTINGS].district_code, request.app[CLOCK].now()
+    async with request.app[POOL].acquire() as conn:
+        result = await kpi_queries.gather(conn, district, by, start, end, as_of)
+    return web.json_response(to_json(result, by, start, end), dumps=_dumps)
+
+
+def _error(reason: str, detail: str) -> web.Response:
+    return web.json_response({"error": reason, "detail": detail}, status=400)

@@ -1,0 +1,170 @@
+"""Requests and answers of the district's operator API (its OpenAPI document is built from
+these)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+
+from services.district.cases.lifecycle import CaseState
+
+Stage = Literal["accept", "first_contact", "resolve"]
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CaseQuery(_Query):
+    unit: str | None = Field(default=None, max_length=64, description="a unit held a task")
+    street: str | None = Field(default=None, max_length=64, description="the location's street")
+    state: CaseState | None = None
+    category: str | None = Field(default=None, max_length=64, description="category code")
+    source: Literal["hotline12345", "roadchief"] | None = None
+    overdue: bool | None = Field(default=None, description="open and past its resolve deadline")
+    supervised: bool | None = None
+    from_: date | None = Field(default=None, alias="from", description="opened on or after")
+    to: date | None = Field(default=None, description="opened before (exclusive)")
+    limit: int = Field(default=50, ge=1, le=500)
+    after: str | None = Field(default=None, max_length=200, description="the `next` cursor")
+
+
+class EventsQuery(_Query):
+    case_no: str | None = Field(default=None, max_length=64, description="one case only")
+
+
+class KpiQuery(_Query):
+    by: Literal["unit", "street", "category", "source"] = "unit"
+    from_: date = Field(alias="from")
+    to: date
+
+
+class CaseSummary(BaseModel):
+    case_no: str
+    source: str
+    source_ref: str
+    state: str
+    category_code: str
+    category_name: str
+    urgency: str
+    title: str
+    address: str
+    street_code: str | None
+    unit_code: str | None = Field(description="the lead unit holding the case now")
+    opened_at: datetime
+    resolve_by: datetime | None
+    closed_at: datetime | None
+    supervised: bool
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class CaseDetail(BaseModel):
+    """The case record with its tasks and full timeline (the caller's phone masked)."""
+
+    model_config = ConfigDict(extra="allow")
+    case_no: str
+    state: str | None = None
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    timeline: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class OpenCount(BaseModel):
+    unit_code: str = Field(description="the lead unit, or `unassigned`")
+    state: str
+    n: int
+
+
+class OverdueCount(BaseModel):
+    unit_code: str
+    stage: Stage
+    n: int
+
+
+class Queues(BaseModel):
+    open: list[OpenCount]
+    overdue: list[OverdueCount]
+    waiting_for_triage: int = Field(description="cases at the district: triage/returned/escalated")
+    as_of: datetime
+
+
+class RuleOut(BaseModel):
+    category_code: str
+    urgency: str
+    source: str
+    owner: str
+    alt_owner: str | None
+    version: int
+
+
+class RuleList(RootModel[list[RuleOut]]):
+    pass
+
+
+class RuleVersion(RuleOut):
+    active: bool
+    changed_by: str
+    changed_at: datetime
+    reason: str
+
+
+class RuleHistory(RootModel[list[RuleVersion]]):
+    pass
+
+
+# -- commands: the bodies of POST /api/v1/cases/{case_no}/<command> and PUT /routing-rules -----
+
+
+class Command(BaseModel):
+    actor: str = Field(min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=2000)
+
+
+class DispatchTo(Command):
+    unit: str
+
+
+class JointTask(Command):
+    lead: str
+    co_units: list[str] = Field(min_length=1, max_length=10)
+
+
+class ExtensionDecision(Command):
+    task_id: str
+    approve: bool
+    until: AwareDatetime | None = None
+
+
+class Verification(Command):
+    ok: bool
+
+
+class SplitReport(Command):
+    source_ref: str = Field(min_length=1, max_length=200)
+
+
+class MergeCase(Command):
+    into: str = Field(min_length=1, max_length=64)
+
+
+class RevealPhone(Command):
+    unit_code: str = Field(min_length=1, max_length=40)
+
+
+class PhoneRevealed(BaseModel):
+    case_no: str
+    unit_code: str
+    phone: str
+
+
+class RuleChange(Command):
+    category_code: str
+    owner: str
+    alt_owner: str | None = None
+    urgency: str = "*"
+    source: str = "*"

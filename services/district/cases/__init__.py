@@ -1,0 +1,1 @@
+"""The case record: model, state machine, the store that locks and writes cases, replay."""

@@ -1,0 +1,109 @@
+"""Outgoing messages built from case records: tasks, replies upstream, case events."""
+
+from __future__ import annotations
+
+from contracts import topics
+from contracts.events import CaseEvent
+from contracts.hotline import Reply, ReplyKind
+from contracts.tasks import (
+    CaseSnapshot,
+    Deadlines,
+    MaskedCaller,
+    Task,
+    TaskKind,
+    WgsPoint,
+)
+from services.common.outbox import OutMessage
+from services.district.cases.model import CaseRec, EventRec, TaskRec
+
+
+def snapshot(case: CaseRec) -> CaseSnapshot:
+    location = (
+        None if case.lon is None or case.lat is None else WgsPoint(lon=case.lon, lat=case.lat)
+    )
+    caller = None
+    if case.caller_name is not None:
+        caller = MaskedCaller(
+            name="匿名" if case.caller_anonymous else case.caller_name,
+            phone_masked=case.caller_phone_masked or "",
+            anonymous=case.caller_anonymous,
+            callback=case.caller_callback,
+        )
+    return CaseSnapshot(
+        source=case.source,
+        source_ref=case.source_ref,
+        category_code=case.category_code,
+        category_name=case.category_name,
+        title=case.title,
+        description=case.description,
+        address=case.address,
+        location=location,
+        urgency=case.urgency,
+        request_type=case.request_type,
+        reporters=case.reporters,
+        caller=caller,
+        street_code=case.street_code,
+        district_code=case.district_code,
+    )
+
+
+def task_message(
+    case: CaseRec, task: TaskRec, kind: TaskKind, note: str = "", origin_ms: int | None = None
+) -> OutMessage:
+    msg = Task(
+        task_id=task.task_id,
+        case_no=case.case_no,
+        kind=kind,
+        role=task.role,
+        unit_code=task.unit_code,
+        deadlines=Deadlines(
+            accept_by=task.accept_by,
+            first_contact_by=task.first_contact_by,
+            resolve_by=task.resolve_by,
+        ),
+        dispatched_at=task.dispatched_at,
+        note=note,
+        case=snapshot(case),
+    )
+    return OutMessage.of(topics.task_topic(task.unit_code), case.case_no, msg, origin_ms)
+
+
+def reply_message(
+    case: CaseRec,
+    event: EventRec,
+    kind: ReplyKind,
+    unit_code: str,
+    unit_name: str,
+    text: str,
+    order_no: str | None = None,
+) -> OutMessage:
+    """A reply to the case's order, or to `order_no` (a duplicate order merged into it)."""
+    order_no = order_no or case.source_ref
+    msg = Reply(
+        reply_id=f"{case.case_no}:{event.seq}:{kind}",
+        order_no=order_no,
+        case_no=case.case_no,
+        kind=kind,
+        at=event.at,
+        unit_code=unit_code,
+        unit_name=unit_name,
+        text=text,
+    )
+    return OutMessage.of(topics.REPLIES, order_no, msg)
+
+
+def event_message(event: EventRec) -> OutMessage:
+    msg = CaseEvent(
+        event_id=event.event_id,
+        case_no=event.case_no,
+        seq=event.seq,
+        type=event.type,
+        at=event.at,
+        actor=event.actor,
+        from_state=event.from_state,
+        to_state=event.to_state,
+        unit_code=event.unit_code,
+        district_code=event.district_code,
+        data=event.data,
+    )
+    return OutMessage.of(topics.CASE_EVENTS, event.case_no, msg)

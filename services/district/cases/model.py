@@ -1,0 +1,209 @@
+"""In-memory case records and the changes one batch makes to them. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from contracts.common import Urgency
+from contracts.hotline import WorkOrder
+from contracts.roadchief import Report
+from contracts.tasks import TaskRole
+from services.common.outbox import OutMessage
+from services.district.cases.lifecycle import ACTIVE_TASK, TERMINAL, CaseState, TaskState
+
+
+@dataclass(slots=True)
+class TaskRec:
+    task_id: str
+    case_no: str
+    district_code: str
+    unit_code: str
+    role: TaskRole
+    state: TaskState
+    dispatched_at: datetime
+    accept_by: datetime
+    first_contact_by: datetime
+    resolve_by: datetime
+    accepted_at: datetime | None = None
+    contacted_at: datetime | None = None
+    resolved_at: datetime | None = None
+    summary: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_TASK
+
+    def deadlines(self) -> dict[str, str]:
+        """The task's deadlines as the case record shows them (before / after a change)."""
+        return {
+            "accept_by": self.accept_by.isoformat(),
+            "first_contact_by": self.first_contact_by.isoformat(),
+            "resolve_by": self.resolve_by.isoformat(),
+        }
+
+    def resume_state(self) -> TaskState:
+        """The working state its timestamps say it is in (after parking)."""
+        if self.contacted_at:
+            return TaskState.CONTACTED
+        return TaskState.ACCEPTED if self.accepted_at else TaskState.ASSIGNED
+
+
+@dataclass(slots=True)
+class CaseRec:
+    case_no: str
+    district_code: str
+    source: str
+    source_ref: str
+    state: CaseState
+    category_code: str
+    category_name: str
+    urgency: Urgency
+    title: str
+    description: str
+    address: str
+    received_at: datetime
+    opened_at: datetime
+    street_code: str | None = None
+    request_type: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    caller_name: str | None = None
+    caller_phone_sealed: bytes | None = None
+    caller_phone_masked: str | None = None
+    caller_anonymous: bool = False
+    caller_callback: bool = True
+    reporters: int = 1
+    revision: int = 1
+    municipal_due: datetime | None = None
+    resolve_by: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    closed_on_time: bool | None = None
+    last_seq: int = 0
+    supervised: bool = False
+    returns: int = 0
+    tasks: list[TaskRec] = field(default_factory=list)
+    #: the (unit, state) this case is counted under in case_counts, as last persisted
+    counted: tuple[str, str] | None = None
+
+    def task(self, task_id: str) -> TaskRec | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def active_tasks(self) -> list[TaskRec]:
+        return [t for t in self.tasks if t.active]
+
+    def lead(self) -> TaskRec | None:
+        """The active lead task, if a unit currently holds the case."""
+        return next((t for t in self.tasks if t.role == TaskRole.LEAD and t.active), None)
+
+    def gauge_key(self) -> tuple[str, str] | None:
+        """(lead unit or 'unassigned', state) for the open-case gauge; None once terminal."""
+        if self.state in TERMINAL:
+            return None
+        lead = self.lead()
+        return (lead.unit_code if lead else "unassigned", self.state.value)
+
+    def last_lead(self) -> TaskRec | None:
+        return next((t for t in reversed(self.tasks) if t.role == TaskRole.LEAD), None)
+
+    def handling_unit(self) -> str | None:
+        lead = self.last_lead()
+        return lead.unit_code if lead else None
+
+
+@dataclass(slots=True)
+class EventRec:
+    case_no: str
+    seq: int
+    district_code: str
+    type: str
+    at: datetime
+    actor: str
+    from_state: str | None
+    to_state: str
+    unit_code: str | None
+    data: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.case_no}:{self.seq}"
+
+
+@dataclass(slots=True)
+class ReporterRec:
+    """A duplicate report joined to an open case (并案); `message` is the validated report."""
+
+    case_no: str
+    source: str
+    source_ref: str
+    caller_phone_masked: str | None
+    caller_phone_sealed: bytes | None
+    joined_at: datetime
+    message: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ParkedRec:
+    """An inbound record about a case not yet seen, waiting for it (original bytes kept)."""
+
+    district_code: str
+    lookup: str
+    topic: str
+    kafka_partition: int
+    kafka_offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None
+    received_at: datetime
+
+
+def lookup_key(lookup: tuple[str, str] | str) -> str:
+    """How a parked message names its case: 'source:source_ref', or the case number."""
+    return lookup if isinstance(lookup, str) else f"{lookup[0]}:{lookup[1]}"
+
+
+def source_of(m: WorkOrder | Report) -> tuple[str, str]:
+    """(source, source_ref): how the case record names the report a case came from."""
+    return ("hotline12345", m.order_no) if isinstance(m, WorkOrder) else ("roadchief", m.report_id)
+
+
+def case_number(district_code: str, n: int, now: datetime) -> str:
+    return f"{district_code}-{now.year:04d}{now.month:02d}{now.day:02d}-{n:07d}"
+
+
+@dataclass
+class Changes:
+    """Everything one batch decided; written in one transaction, metrics applied after commit."""
+
+    new_cases: list[CaseRec] = field(default_factory=list)
+    new_tasks: list[TaskRec] = field(default_factory=list)
+    #: tasks whose alarms were (re)computed: task id -> (task, next alarm or None)
+    timers: dict[str, tuple[TaskRec, datetime | None]] = field(default_factory=dict)
+    cases: dict[str, CaseRec] = field(default_factory=dict)  # touched, by case_no
+    tasks: dict[str, TaskRec] = field(default_factory=dict)  # touched, by task_id
+    events: list[EventRec] = field(default_factory=list)
+    outbox: list[OutMessage] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    reporters: list[ReporterRec] = field(default_factory=list)  # joined duplicates
+    split: list[tuple[str, str]] = field(default_factory=list)  # (source, ref) split out
+    parked: list[ParkedRec] = field(default_factory=list)  # to park
+    unparked: list[int] = field(default_factory=list)  # parked ids applied or expired
+    #: the API token the decisions were taken under, recorded in each event (None: no API)
+    token_id: str | None = None
+
+    def extend(self, other: Changes) -> None:
+        """Add what another batch decided: its lists appended, its maps merged."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, dict):
+                mine.update(theirs)
+            elif isinstance(mine, list):
+                mine.extend(theirs)
+
+    def touch(self, case: CaseRec, *tasks: TaskRec) -> None:
+        self.cases[case.case_no] = case
+        for t in tasks:
+            self.tasks[t.task_id] = t

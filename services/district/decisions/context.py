@@ -1,0 +1,31 @@
+"""What every decision reads (reference data, working calendar, deadline policy, phone vault,
+metrics), and the two ways a decision says no."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.crypto import PhoneVault
+from services.common.metrics import Metrics
+from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.workcal import WorkCalendar
+from services.district.routing.reference import Reference
+
+
+@dataclass
+class Context:
+    """Shared by every group of decisions; `ref` is replaced when the routing rules change."""
+
+    ref: Reference
+    calendar: WorkCalendar
+    policy: DeadlinePolicy
+    vault: PhoneVault
+    metrics: Metrics
+
+
+class Refused(Exception):
+    """The input is well-formed but not acceptable for this case (dead-lettered as refused)."""
+
+
+class Forbidden(Exception):
+    """The acting unit may not do this to the case (HTTP 403)."""

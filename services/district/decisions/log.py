@@ -1,0 +1,125 @@
+"""The case log: how a decision leaves its trace in the batch's `Changes`. Pure.
+
+A transition of the state machine and its event in the case record (with the event's outbox
+message), an event that does not move the case, a reply upstream, the units told, a task's
+alarms (re)armed, and the work done after commit (metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from contracts.hotline import ReplyKind
+from contracts.tasks import TaskKind
+from services.district.cases import messages
+from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
+from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
+from services.district.deadlines.alarms import first_alarm
+from services.district.decisions.context import Context
+
+
+class CaseLog:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def transition(
+        self,
+        case: CaseRec,
+        event: Event,
+        at: datetime,
+        actor: str,
+        ch: Changes,
+        *,
+        unit_code: str | None = None,
+        data: dict[str, Any] | None = None,
+        tasks: tuple[TaskRec, ...] = (),
+        target: CaseState | None = None,
+    ) -> EventRec:
+        """Move the case by `event` (IllegalTransition when it cannot) and record it."""
+        before = None if event is Event.OPENED else case.state
+        case.state = next_state(before, event, target)
+        return self._append(case, event.value, before, at, actor, ch, unit_code, data or {}, tasks)
+
+    def record(
+        self,
+        case: CaseRec,
+        type_: str,
+        at: datetime,
+        actor: str,
+        ch: Changes,
+        unit_code: str | None,
+        data: dict[str, Any],
+        tasks: tuple[TaskRec, ...] = (),
+    ) -> EventRec:
+        """Record an event that leaves the case in its state (a co-unit's report, a merge)."""
+        return self._append(case, type_, case.state, at, actor, ch, unit_code, data, tasks)
+
+    def _append(
+        self,
+        case: CaseRec,
+        type_: str,
+        before: CaseState | None,
+        at: datetime,
+        actor: str,
+        ch: Changes,
+        unit_code: str | None,
+        data: dict[str, Any],
+        tasks: tuple[TaskRec, ...],
+    ) -> EventRec:
+        case.last_seq += 1
+        if ch.token_id is not None:  # the credential behind an operator's stated actor
+            data = {**data, "token_id": ch.token_id}
+        rec = EventRec(
+            case.case_no,
+            case.last_seq,
+            case.district_code,
+            type_,
+            at,
+            actor,
+            before.value if before else None,
+            case.state.value,
+            unit_code,
+            data,
+        )
+        ch.events.append(rec)
+        ch.outbox.append(messages.event_message(rec))
+        ch.touch(case, *tasks)
+        return rec
+
+    def reply(
+        self, case: CaseRec, event: EventRec, kind: ReplyKind, unit: str, text: str, ch: Changes
+    ) -> None:
+        """Reply to the 12345 order the case came from (road-chief reports get none)."""
+        if case.source == "hotline12345":
+            name = self.ctx.ref.unit_name(unit)
+            ch.outbox.append(messages.reply_message(case, event, kind, unit, name, text))
+
+    def reply_center(
+        self, case: CaseRec, event: EventRec, kind: ReplyKind, text: str, ch: Changes
+    ) -> None:
+        """Reply upstream in the name of the district's centre."""
+        self.reply(case, event, kind, self.ctx.ref.center.unit_code, text, ch)
+
+    def tell_units(self, case: CaseRec, kind: TaskKind, note: str, ch: Changes) -> None:
+        """Send every active task a message; withdrawing also closes the tasks."""
+        for task in case.active_tasks():
+            if kind is TaskKind.WITHDRAWN:
+                task.state = TaskState.WITHDRAWN
+                ch.touch(case, task)
+            ch.outbox.append(messages.task_message(case, task, kind, note))
+
+    def arm(self, case: CaseRec, task: TaskRec, ch: Changes) -> None:
+        """(Re)compute when the task's next warning or deadline falls."""
+        first = first_alarm(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
+        ch.timers[task.task_id] = (task, first)
+
+    @staticmethod
+    def after(ch: Changes, fn: Callable[[], None]) -> None:
+        """Work for after the batch commits (metrics move only for what is durable)."""
+        ch.after_commit.append(fn)
+
+    def stage(self, ch: Changes, stage: str, start: datetime, end: datetime) -> None:
+        """Observe how long a stage of the case took, after commit."""
+        seconds = max((end - start).total_seconds(), 0.0)
+        self.after(ch, lambda: self.ctx.metrics.stage_duration.labels(stage).observe(seconds))

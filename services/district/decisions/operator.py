@@ -1,0 +1,196 @@
+"""What a district operator decides about a case (besides dispatching and merging it):
+extensions, supervision (督办), verification, parking (挂账), rejection, revealing the
+caller's phone to a unit. Pure: every decision mutates records and appends to `Changes`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts.hotline import ReplyKind
+from contracts.tasks import TaskKind, TaskRole
+from services.district.cases import messages
+from services.district.cases.lifecycle import CaseState, Event, TaskState
+from services.district.cases.model import CaseRec, Changes, TaskRec
+from services.district.deadlines.policy import is_natural
+from services.district.decisions.context import Context, Forbidden, Refused
+from services.district.decisions.dispatch import Dispatch
+from services.district.decisions.log import CaseLog
+from services.district.decisions.upstream import Upstream
+
+#: the case state an unparked case resumes, by its lead task's state
+_RESUMED = {
+    TaskState.ASSIGNED: CaseState.DISPATCHED,
+    TaskState.ACCEPTED: CaseState.ACCEPTED,
+    TaskState.CONTACTED: CaseState.IN_PROGRESS,
+}
+
+
+class Operator:
+    def __init__(self, ctx: Context, log: CaseLog, dispatch: Dispatch, upstream: Upstream) -> None:
+        self.ctx, self.log, self.dispatch, self.upstream = ctx, log, dispatch, upstream
+
+    def decide_extension(
+        self,
+        case: CaseRec,
+        task_id: str,
+        approve: bool,
+        until: datetime | None,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+    ) -> None:
+        """Approve (the deadline moves, at most the policy's maximum after dispatch) or refuse."""
+        task = _active_task(case, task_id)
+        if not approve:
+            self._refuse_extension(case, task, actor, reason, now, ch)
+            return
+        if until is None or until <= task.resolve_by:
+            raise Refused("an approved extension needs `until` later than the current deadline")
+        longest = self.ctx.policy.max_extension.after(
+            task.dispatched_at, self.ctx.calendar, natural=False
+        )
+        before = task.deadlines()
+        task.resolve_by = min(until, longest)
+        if task.role == TaskRole.LEAD:
+            case.resolve_by = task.resolve_by
+        self.log.arm(case, task, ch)
+        data = {
+            "task_id": task_id,
+            "reason": reason,
+            "deadlines_before": before,
+            "deadlines_after": task.deadlines(),
+        }
+        ev = self.log.transition(
+            case,
+            Event.EXTENSION_APPROVED,
+            now,
+            actor,
+            ch,
+            unit_code=task.unit_code,
+            tasks=(task,),
+            data=data,
+        )
+        text = f"延期至{task.resolve_by.astimezone(self.ctx.calendar.tz):%Y-%m-%d %H:%M}。{reason}"
+        self.log.reply(case, ev, ReplyKind.EXTENSION, task.unit_code, text, ch)
+        ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, text))
+        self._count_extension(ch, task, "approved")
+
+    def _refuse_extension(
+        self, case: CaseRec, task: TaskRec, actor: str, reason: str, now: datetime, ch: Changes
+    ) -> None:
+        data = {"task_id": task.task_id, "reason": reason}
+        self.log.transition(
+            case, Event.EXTENSION_REFUSED, now, actor, ch, unit_code=task.unit_code, data=data
+        )
+        note = f"延期申请未批准: {reason}"
+        ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, note))
+        self._count_extension(ch, task, "refused")
+
+    def _count_extension(self, ch: Changes, task: TaskRec, outcome: str) -> None:
+        m, unit = self.ctx.metrics, task.unit_code
+        self.log.after(ch, lambda: m.extensions.labels(unit, outcome).inc())
+
+    def supervise(
+        self,
+        case: CaseRec,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+        *,
+        stage: str | None = None,
+    ) -> None:
+        """督办: flag the case, urge every unit working on it, show it on the district queue."""
+        case.supervised = True
+        mode = "auto" if stage else "manual"
+        unit = case.handling_unit()
+        data: dict[str, object] = {"mode": mode, "stage": stage, "reason": reason}
+        lead = case.lead()
+        if lead is not None and lead.resolve_by <= now:
+            # past its deadline: a supervised case gets the supervised deadline (3 WD)
+            data["deadlines_before"] = lead.deadlines()
+            lead.resolve_by = case.resolve_by = self.ctx.policy.supervised.after(
+                now, self.ctx.calendar, is_natural(case.urgency)
+            )
+            data["deadlines_after"] = lead.deadlines()
+            self.log.arm(case, lead, ch)
+            ch.touch(case, lead)
+        self.log.transition(case, Event.SUPERVISED, now, actor, ch, unit_code=unit, data=data)
+        self.log.tell_units(case, TaskKind.URGED, f"督办: {reason}", ch)
+        m = self.ctx.metrics
+        self.log.after(ch, lambda: m.supervisions.labels(unit or "none", mode).inc())
+
+    def verify(
+        self, case: CaseRec, ok: bool, actor: str, note: str, now: datetime, ch: Changes
+    ) -> None:
+        """The district checks a resolved case: close it, or send it back (再次处置)."""
+        unit = case.handling_unit() or ""
+        if ok:
+            self.upstream.close(case, unit, now, ch, event=Event.VERIFIED, actor=actor)
+            return
+        self.dispatch.task(
+            case,
+            unit,
+            now,
+            ch,
+            reason=f"核查未通过: {note}",
+            reopened=True,
+            event=Event.VERIFY_FAILED,
+            actor=actor,
+        )
+
+    def park(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
+        """挂账: approved as not solvable now; its tasks leave the overdue counts."""
+        for task in case.active_tasks():
+            task.state = TaskState.PARKED
+            self.log.arm(case, task, ch)
+            ch.touch(case, task)
+        unit, data = case.handling_unit(), {"reason": reason}
+        self.log.transition(case, Event.PARKED, now, actor, ch, unit_code=unit, data=data)
+
+    def unpark(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
+        """The parked case resumes where its work stood."""
+        for task in [t for t in case.tasks if t.state == TaskState.PARKED]:
+            task.state = task.resume_state()
+            self.log.arm(case, task, ch)
+            ch.touch(case, task)
+        lead = case.lead()
+        target = CaseState.TRIAGE if lead is None else _RESUMED[lead.state]
+        self.log.transition(
+            case,
+            Event.UNPARKED,
+            now,
+            actor,
+            ch,
+            target=target,
+            unit_code=lead.unit_code if lead else None,
+            data={"reason": reason},
+        )
+
+    def reject(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
+        """Return the order upstream (退回): not for the district to handle."""
+        data = {"reason": reason}
+        ev = self.log.transition(case, Event.REJECTED, now, actor, ch, data=data)
+        self.log.reply_center(case, ev, ReplyKind.RETURNED, reason, ch)
+
+    def reveal_phone(
+        self, case: CaseRec, unit: str, actor: str, reason: str, now: datetime, ch: Changes
+    ) -> str:
+        """The caller's phone, for a unit holding an active task of the case (to call back);
+        recorded as `phone_revealed` with who, which unit and why, never the number."""
+        if not any(t.unit_code == unit for t in case.active_tasks()):
+            raise Forbidden(f"unit {unit} holds no active task of case {case.case_no}")
+        if case.caller_phone_sealed is None:
+            raise Refused(f"case {case.case_no} has no caller phone")
+        phone = self.ctx.vault.open(case.caller_phone_sealed)
+        data = {"actor": actor, "unit_code": unit, "reason": reason}
+        self.log.record(case, "phone_revealed", now, actor, ch, unit, data)
+        return phone
+
+
+def _active_task(case: CaseRec, task_id: str) -> TaskRec:
+    task = case.task(task_id)
+    if task is None or not task.active:
+        raise Refused(f"task {task_id} is not an active task of case {case.case_no}")
+    return task

@@ -1,0 +1,80 @@
+"""What 12345 does to a case after opening it: supplement, urge, reopen, withdraw (a new
+revision of the order), and the follow-up visit (回访) that closes or reopens it. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts.hotline import Feedback, OrderAction, WorkOrder
+from contracts.tasks import TaskKind
+from services.district.cases.lifecycle import CaseState, Event
+from services.district.cases.model import CaseRec, Changes
+from services.district.decisions.context import Context, Refused
+from services.district.decisions.dispatch import Dispatch
+from services.district.decisions.log import CaseLog
+
+_EVENTS = {
+    OrderAction.SUPPLEMENT: Event.SUPPLEMENTED,
+    OrderAction.URGE: Event.URGED,
+    OrderAction.WITHDRAW: Event.WITHDRAWN,
+    OrderAction.DISPATCH: Event.SUPPLEMENTED,
+}
+_TASK_KINDS = {Event.WITHDRAWN: TaskKind.WITHDRAWN, Event.URGED: TaskKind.URGED}
+
+
+class Upstream:
+    def __init__(self, ctx: Context, log: CaseLog, dispatch: Dispatch) -> None:
+        self.ctx, self.log, self.dispatch = ctx, log, dispatch
+
+    def order_action(self, case: CaseRec, order: WorkOrder, now: datetime, ch: Changes) -> bool:
+        """Apply supplement / urge / reopen / withdraw; False when the revision is stale."""
+        if order.revision <= case.revision:
+            return False
+        case.revision = order.revision
+        if order.action is OrderAction.REOPEN:
+            unit = case.handling_unit() or case.street_code
+            if unit is None:
+                raise Refused("no unit has handled this case; nothing to reopen")
+            reason = order.note or "12345 reopen"
+            self.dispatch.task(case, unit, now, ch, reason=reason, reopened=True)
+            return True
+        event = _EVENTS[order.action]
+        lead = case.lead()
+        data = {"order_revision": order.revision, "note": order.note or ""}
+        unit = lead.unit_code if lead else None
+        self.log.transition(case, event, now, "hotline12345", ch, data=data, unit_code=unit)
+        kind = _TASK_KINDS.get(event, TaskKind.UPDATED)
+        self.log.tell_units(case, kind, order.note or "", ch)
+        return True
+
+    def followup(self, case: CaseRec, fb: Feedback, now: datetime, ch: Changes) -> None:
+        """The citizen's verdict: dissatisfied reopens, satisfied closes a resolved case."""
+        rating = fb.satisfaction.value
+        data = {"resolved": fb.resolved, "satisfaction": rating, "comment": fb.comment}
+        self.log.transition(case, Event.FOLLOWED_UP, now, "hotline12345", ch, data=data)
+        m = self.ctx.metrics
+        self.log.after(ch, lambda: m.satisfaction.labels(rating).inc())
+        unit = case.handling_unit() or ""
+        if fb.reopens:
+            reason = f"回访不满意: {fb.comment}"
+            self.dispatch.task(case, unit, now, ch, reason=reason, reopened=True)
+        elif fb.satisfaction.value != "unreachable" and case.state is CaseState.RESOLVED:
+            self.close(case, unit, now, ch)
+
+    def close(
+        self,
+        case: CaseRec,
+        unit: str,
+        now: datetime,
+        ch: Changes,
+        event: Event = Event.CLOSED,
+        actor: str = "hotline12345",
+    ) -> None:
+        """Close the case, on time when it was resolved by its deadline."""
+        on_time = bool(case.resolved_at and case.resolve_by and case.resolved_at <= case.resolve_by)
+        case.closed_at, case.closed_on_time = now, on_time
+        data = {"on_time": on_time}
+        self.log.transition(case, event, now, actor, ch, unit_code=unit, data=data)
+        took, m = (now - case.opened_at).total_seconds(), self.ctx.metrics
+        self.log.after(ch, lambda: m.cases_closed.labels(unit, str(on_time).lower()).inc())
+        self.log.after(ch, lambda: m.stage_duration.labels("close").observe(took))

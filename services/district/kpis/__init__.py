@@ -1,0 +1,1 @@
+"""Closed-loop KPIs: formulas, the SQL that counts, the report."""

@@ -1,0 +1,1 @@
+"""What waits on whom: open and overdue counts, case search, the gauges."""

@@ -1,0 +1,179 @@
+"""SQL of the district's queues and case search (the operator API), scoped by unit when asked."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from contracts.tasks import TaskRole
+from services.common.sql import literals
+from services.district.cases.lifecycle import (
+    ACTIVE_TASK,
+    AT_DISTRICT,
+    TERMINAL,
+    CaseState,
+    TaskState,
+)
+
+#: states in which a case is not waiting on anyone's deadline
+NOT_RUNNING = TERMINAL | {CaseState.PARKED, CaseState.RESOLVED}
+
+OPEN_COUNTS = """
+SELECT unit_code, state, n FROM case_counts
+ WHERE district_code = $1 AND n <> 0 AND ($2::text IS NULL OR unit_code = $2)
+ ORDER BY unit_code, state
+"""
+
+
+def _overdue(now: str) -> str:
+    """Open tasks past each stage's deadline, per unit ($1 district). The task states are
+    constants (from the enum) so that the partial indexes tasks_*_due serve each part."""
+    return f"""
+  SELECT 'accept' AS stage, unit_code, count(*) AS n FROM tasks
+   WHERE district_code = $1 AND state = {literals({TaskState.ASSIGNED})} AND accept_by < {now}
+   GROUP BY unit_code
+  UNION ALL
+  SELECT 'first_contact', unit_code, count(*) FROM tasks
+   WHERE district_code = $1 AND state IN ({literals({TaskState.ASSIGNED, TaskState.ACCEPTED})})
+     AND first_contact_by < {now} GROUP BY unit_code
+  UNION ALL
+  SELECT 'resolve', unit_code, count(*) FROM tasks
+   WHERE district_code = $1 AND state IN ({literals(ACTIVE_TASK)}) AND resolve_by < {now}
+   GROUP BY unit_code
+"""
+
+
+#: $1 district, $2 now, $3 one unit or NULL
+OVERDUE = f"""
+SELECT unit_code, stage, n FROM ({_overdue("$2")}) o WHERE $3::text IS NULL OR unit_code = $3
+ORDER BY unit_code, stage
+"""
+#: $1 district, at the database's clock (the gauges without the queue view's cache)
+OVERDUE_NOW = _overdue("now()")
+
+SEARCH = """
+SELECT c.case_no, c.source, c.source_ref, c.state, c.category_code, c.category_name, c.urgency,
+       c.title, c.address, c.street_code, c.opened_at, c.resolve_by, c.closed_at, c.supervised,
+       (SELECT t.unit_code FROM tasks t
+         WHERE t.case_no = c.case_no AND t.role = $16 AND t.state = ANY($17::text[])
+         ORDER BY t.dispatched_at DESC LIMIT 1) AS unit_code
+  FROM cases c
+ WHERE c.district_code = $1
+   AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.district_code = $1
+                                       AND t.unit_code = $2 AND t.case_no = c.case_no))
+   AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.district_code = $1
+                                       AND t.unit_code = $3 AND t.case_no = c.case_no))
+   AND ($4::text IS NULL OR c.street_code = $4)
+   AND ($5::text IS NULL OR c.state = $5)
+   AND ($6::text IS NULL OR c.category_code = $6)
+   AND ($7::text IS NULL OR c.source = $7)
+   AND ($8::bool IS NULL OR coalesce(c.resolve_by < $9 AND c.state <> ALL($18::text[]), false)
+                            = $8)
+   AND ($10::bool IS NULL OR c.supervised = $10)
+   AND ($11::timestamptz IS NULL OR c.opened_at >= $11)
+   AND ($12::timestamptz IS NULL OR c.opened_at < $12)
+   AND ($13::timestamptz IS NULL OR (c.opened_at, c.case_no) < ($13, $14))
+ ORDER BY c.opened_at DESC, c.case_no DESC
+ LIMIT $15
+"""
+
+
+@dataclass(frozen=True)
+class Search:
+    scope_unit: str | None
+    unit: str | None = None
+    street: str | None = None
+    state: str | None = None
+    category: str | None = None
+    source: str | None = None
+    overdue: bool | None = None
+    supervised: bool | None = None
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+    after: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+async def search(
+    conn: asyncpg.Connection, district: str, s: Search, now: datetime
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        SEARCH,
+        district,
+        s.scope_unit,
+        s.unit,
+        s.street,
+        s.state,
+        s.category,
+        s.source,
+        s.overdue,
+        now,
+        s.supervised,
+        s.opened_from,
+        s.opened_to,
+        s.after[0] if s.after else None,
+        s.after[1] if s.after else "",
+        s.limit,
+        TaskRole.LEAD,
+        sorted(ACTIVE_TASK),
+        sorted(NOT_RUNNING),
+    )
+    return [dict(r) for r in rows]
+
+
+class OverdueCache:
+    """Overdue counts per unit and stage for the whole district, recomputed at most every
+    `ttl` seconds by one query at a time. Readers never wait for a refresh once there is a
+    value: they get the last one (at most `ttl` plus one query old) while it is renewed."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._rows: list[dict[str, Any]] | None = None
+        self._at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    async def rows(
+        self, conn: asyncpg.Connection, district: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        if self._rows is not None and (self._fresh(now) or self._lock.locked()):
+            return self._rows  # fresh, or being renewed by another request right now
+        async with self._lock:
+            if self._rows is None or not self._fresh(now):
+                self._rows = [dict(r) for r in await conn.fetch(OVERDUE, district, now, None)]
+                self._at = now
+            return self._rows
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._at is not None and 0 <= (now - self._at).total_seconds() < self.ttl
+
+
+async def queues(
+    conn: asyncpg.Connection,
+    district: str,
+    unit: str | None,
+    now: datetime,
+    overdue_cache: OverdueCache | None = None,
+) -> dict[str, Any]:
+    open_rows = [dict(r) for r in await conn.fetch(OPEN_COUNTS, district, unit)]
+    cache = overdue_cache or OverdueCache(ttl=0)
+    overdue = [
+        r for r in await cache.rows(conn, district, now) if unit is None or r["unit_code"] == unit
+    ]
+    waiting = sum(r["n"] for r in open_rows if r["state"] in AT_DISTRICT)
+    return {"open": open_rows, "overdue": overdue, "waiting_for_triage": waiting, "as_of": now}
+
+
+async def unit_held(conn: asyncpg.Connection, district: str, case_no: str, unit: str) -> bool:
+    """Whether the unit holds or held a task of the case."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE district_code = $1 AND unit_code = $2"
+        " AND case_no = $3)",
+        district,
+        unit,
+        case_no,
+    )
+    return bool(found)

@@ -1,0 +1,1 @@
+"""Who handles a case: rules, reference data, territories, coordinates, addresses."""

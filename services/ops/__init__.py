@@ -1,0 +1,1 @@
+"""Operating CityOps: the `cityops` command, bootstrap, API tokens."""
