@@ -36,7 +36,7 @@ from contracts import topics
 from services.common.config import ROOT, Settings
 from services.devstack import EmbeddedKafka, EmbeddedPostgres, free_port
 from services.ops.bootstrap import bootstrap
-from tests.support import wait_until
+from tests.support import lagging_partitions, wait_until
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from feedgen import FeedGenerator
@@ -449,32 +449,6 @@ async def read_topics(bootstrap: str, names: Iterable[str]) -> list[tuple[str, b
                 for tp, records in batch.items():
                     out.extend((tp.topic, r.value or b"") for r in records)
         return out
-    finally:
-        await consumer.stop()
-
-
-async def lagging_partitions(bootstrap: str, group: str, names: Iterable[str]) -> dict[str, int]:
-    """Partitions of `names` whose group's committed offset is behind the end: "topic/p": lag.
-    (Read through a consumer of the group that joins nothing: tansu drops the admin client's
-    OffsetFetch.)"""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [
-            TopicPartition(t, p)
-            for t in sorted(set(names))
-            for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        ends = await consumer.end_offsets(tps)
-        behind = {}
-        for tp in tps:
-            at = await consumer.committed(tp) or 0
-            if at < ends[tp]:
-                behind[f"{tp.topic}/{tp.partition}"] = ends[tp] - at
-        return behind
     finally:
         await consumer.stop()
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,3 +216,29 @@ async def case_record(district: Service, case_no: str) -> dict[str, Any]:
     status, body = await district.get(f"/api/v1/cases/{case_no}")
     assert status == 200, body
     return body  # type: ignore[no-any-return]
+
+
+async def lagging_partitions(bootstrap: str, group: str, names: Iterable[str]) -> dict[str, int]:
+    """Partitions of `names` whose group's committed offset is behind the end: "topic/p": lag.
+    (Read through a consumer of the group that joins nothing: tansu drops the admin client's
+    OffsetFetch.)"""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(t, p)
+            for t in sorted(set(names))
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        ends = await consumer.end_offsets(tps)
+        behind = {}
+        for tp in tps:
+            at = await consumer.committed(tp) or 0
+            if at < ends[tp]:
+                behind[f"{tp.topic}/{tp.partition}"] = ends[tp] - at
+        return behind
+    finally:
+        await consumer.stop()

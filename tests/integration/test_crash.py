@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import asyncpg
 from contracts import topics
 from services.common.config import Settings
 from services.devstack import free_port
-from tests.support import Topics, wait_until
+from tests.support import Topics, lagging_partitions, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from feedgen import FeedGenerator
@@ -73,7 +72,12 @@ async def test_sigkill_mid_batch_then_restart_gives_exactly_one_case_per_order(
                 return await conn.fetchval("SELECT count(*) FROM cases") >= ORDERS
 
             await wait_until(all_cases, "every order applied after the restart", timeout=120)
-            await asyncio.sleep(1.0)  # let any duplicate delivery arrive: it must change nothing
+            group = f"{settings.group_prefix}-district"
+
+            async def all_committed() -> bool:  # nothing left to redeliver, even after a crash
+                return not await lagging_partitions(t.bootstrap, group, [topics.WORKORDERS])
+
+            await wait_until(all_committed, "every order's offset committed", timeout=30)
             rows = await conn.fetch(
                 "SELECT source_ref, count(*) AS n FROM cases"
                 " GROUP BY source_ref HAVING count(*) > 1"

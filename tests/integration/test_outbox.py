@@ -63,7 +63,8 @@ async def test_submitted_rows_go_out_once(settings: Settings) -> None:
             publisher.submit(pending)
             async with Topics(settings) as t:
                 await t.wait_for(TOPIC, lambda m: "m" in m, "submitted rows", count=20)
-                await asyncio.sleep(1.0)  # past the sweeper's grace: nothing may go out twice
+                async with pool.acquire() as conn:  # once deleted, no sweep can send them again
+                    await wait_until(lambda: _empty(conn), "published rows deleted")
                 assert len([m for m in await t.read(TOPIC) if "m" in m]) == 20
     finally:
         await pool.close()
