@@ -9,7 +9,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from contracts import topics
-from services.common import auth, db
+from services.common import auth, db, static
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
@@ -22,6 +22,7 @@ from services.common.metrics import Metrics
 from services.common.outbox import Publisher, now_ms
 from services.common.tasks import background
 from services.district import api, gauges, kpi_api, live, openapi, queries, queue_api
+from services.district.console_api import routes as console_routes
 from services.district.consumer import Intake
 from services.district.deadlines import DeadlinePolicy
 from services.district.decisions import DistrictDesk
@@ -38,6 +39,7 @@ from services.district.keys import (
     TIMERS,
     WORKFLOW,
 )
+from services.district.live_resume import keeper as recent_events
 from services.district.parked import ParkedSweeper
 from services.district.store import CaseStore
 from services.district.timers import TimerWorker
@@ -63,6 +65,8 @@ def create_app(
     queue_api.setup(app)
     app.router.add_routes(live.routes)  # GET /api/v1/events (server-sent events)
     app.router.add_routes(openapi.routes)  # GET /api/v1/openapi.json
+    app.router.add_routes(console_routes)  # the console's reads (services/district/console_api.py)
+    static.install(app, "district")  # GET /: the one-screen console (services/console/)
     app.cleanup_ctx.extend(
         [
             _pool,
@@ -80,6 +84,7 @@ def create_app(
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     app.cleanup_ctx.append(live.context)
+    app.cleanup_ctx.append(recent_events(live.LIVE))  # kept for Last-Event-ID (live_resume.py)
     auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
     return app
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.common.auth import Role
 from services.common.openapi import Object, Op, document, with_undocumented
-from services.district import api
+from services.district import api, console_api
 from services.district.api_models import (
     CaseDetail,
     CasePage,
@@ -102,6 +102,7 @@ def operations() -> list[Op]:
             stream="text/event-stream",
         ),
         Op("GET", "/api/v1/openapi.json", "this document", Object, errors=(), public=True),
+        *console_api.operations(),  # the console's reads
     ]
 
 
