@@ -105,6 +105,25 @@ class Trend(BaseModel):
     days: list[TrendDay]
 
 
+class Me(BaseModel):
+    """The caller as the screen needs it: which actions to offer, whose cases it shows."""
+
+    role: str
+    unit_code: str | None
+    name: str
+    token_id: str
+
+
+class UnitOut(BaseModel):
+    unit_code: str
+    name: str
+    tier: str
+
+
+class UnitList(BaseModel):
+    units: list[UnitOut]
+
+
 def operations() -> list[Op]:
     """These routes in the district's OpenAPI document."""
     return [
@@ -124,12 +143,36 @@ def operations() -> list[Op]:
             query=DeadlinesQuery,
         ),
         Op("GET", "/api/v1/trend", "cases opened and closed per day", Trend, query=TrendQuery),
+        Op("GET", "/api/v1/me", "the caller's role and unit", Me, errors=(401,)),
+        Op("GET", "/api/v1/units", "the district's units (streets, departments)", UnitList),
     ]
 
 
 def _scope(request: web.Request) -> str | None:
     who = principal(request)
     return who.unit_code if who.unit_scoped else None
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    return _json(caller(request))
+
+
+def caller(request: web.Request) -> dict[str, Any]:
+    who = principal(request)
+    return {
+        "role": who.role.value,
+        "unit_code": who.unit_code,
+        "name": who.name,
+        "token_id": who.token_id,
+    }
+
+
+@routes.get("/api/v1/units")
+async def units(request: web.Request) -> web.Response:
+    ref = request.app[WORKFLOW].ctx.ref
+    found = [{"unit_code": u.unit_code, "name": u.name, "tier": u.tier} for u in ref.units.values()]
+    return _json({"units": found})
 
 
 @routes.get("/api/v1/territories")

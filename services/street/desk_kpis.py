@@ -42,9 +42,12 @@ SELECT unit_code,
  GROUP BY unit_code ORDER BY unit_code
 """
 
+NAMES = "SELECT unit_code, name FROM units WHERE unit_code = ANY($1::text[])"
+
 
 class UnitFigures(BaseModel):
     unit_code: str
+    name: str
     waiting: int
     in_hand: int
     overdue_accept: int
@@ -63,10 +66,18 @@ class DeskSummary(BaseModel):
     units: list[UnitFigures]
 
 
+class Me(BaseModel):
+    role: str
+    unit_code: str | None
+    name: str
+    token_id: str
+
+
 def operations() -> list[Op]:
     """These routes in the street service's OpenAPI document."""
     return [
         Op("GET", "/api/v1/desk/summary", "the desk's figures per unit", DeskSummary),
+        Op("GET", "/api/v1/me", "the caller's role and unit", Me, errors=(401,)),
         Op(
             "GET",
             "/api/v1/desk/events",
@@ -74,6 +85,13 @@ def operations() -> list[Op]:
             stream="text/event-stream",
         ),
     ]
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = {"role": who.role.value, "unit_code": who.unit_code, "name": who.name}
+    return web.json_response({**body, "token_id": who.token_id})
 
 
 @routes.get("/api/v1/desk/summary")
@@ -93,5 +111,6 @@ async def _summary(
     conn: asyncpg.Connection, units: list[str], now: datetime, today: datetime, month: datetime
 ) -> list[dict[str, Any]]:
     found = {r["unit_code"]: dict(r) for r in await conn.fetch(SUMMARY, units, now, today, month)}
-    zero = {k: 0 for k in UnitFigures.model_fields if k != "unit_code"}
-    return [found.get(u, {"unit_code": u, **zero}) for u in units]
+    names = dict(await conn.fetch(NAMES, units))
+    zero = {k: 0 for k in UnitFigures.model_fields if k not in ("unit_code", "name")}
+    return [{**found.get(u, {"unit_code": u, **zero}), "name": names.get(u, u)} for u in units]
