@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv run test unit lint bench schemas clean
+.PHONY: help venv console run test unit lint bench schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -22,10 +22,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install CityOps with its tools
 
-run: $(STAMP) ## run every service in the foreground, with embedded Kafka/PostgreSQL unless configured
+CONSOLE := services/console
+NPM_STAMP := $(CONSOLE)/node_modules/.ci-stamp
+
+$(NPM_STAMP): $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+console: ## build the web console (npm ci, then the build) when npm exists
+	@if command -v npm >/dev/null; then \
+		$(MAKE) --no-print-directory $(NPM_STAMP) && cd $(CONSOLE) && npm run build; \
+	else \
+		echo "cityops: npm not found: the services run without the console (/ answers 503); install Node.js 20+ to build it"; \
+	fi
+
+run: $(STAMP) console ## run every service in the foreground, with embedded Kafka/PostgreSQL unless configured
 	$(BIN)/cityops run
 
-test: $(STAMP) ## the full test suite: lint, types, unit and integration tests on real services
+test: $(STAMP) console ## the full test suite: lint, types, unit and integration tests on real services
 	$(BIN)/ruff check contracts services scripts tests
 	$(BIN)/mypy contracts services
 	$(BIN)/python -m pytest -q

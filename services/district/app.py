@@ -9,7 +9,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from contracts import topics
-from services.common import auth, db
+from services.common import auth, db, static
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
@@ -25,6 +25,8 @@ from services.district import api
 from services.district.api import kpis as kpi_api
 from services.district.api import live, openapi
 from services.district.api import queues as queue_api
+from services.district.api.console import routes as console_routes
+from services.district.api.live_resume import keeper as recent_events
 from services.district.cases.store import CaseStore
 from services.district.deadlines.policy import DeadlinePolicy
 from services.district.deadlines.timers import TimerWorker
@@ -68,6 +70,8 @@ def create_app(
     queue_api.setup(app)
     app.router.add_routes(live.routes)  # GET /api/v1/events (server-sent events)
     app.router.add_routes(openapi.routes)  # GET /api/v1/openapi.json
+    app.router.add_routes(console_routes)  # the console's reads (services/district/console_api.py)
+    static.install(app, "district")  # GET /: the one-screen console (services/console/)
     app.cleanup_ctx.extend(
         [
             _pool,
@@ -85,6 +89,7 @@ def create_app(
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     app.cleanup_ctx.append(live.context)
+    app.cleanup_ctx.append(recent_events(live.LIVE))  # kept for Last-Event-ID (live_resume.py)
     auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
     return app
 

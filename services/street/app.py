@@ -17,6 +17,7 @@ from services.common.metrics import Metrics
 from services.common.outbox import Publisher
 from services.common.tasks import background
 from services.street import api, openapi, queries
+from services.street.console import install as install_console
 from services.street.consumer import TaskInbox
 from services.street.desk import OUTBOX
 from services.street.keys import CONSUMER, POOL, PRODUCER, PUBLISHER, SETTINGS, UNITS
@@ -38,6 +39,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
         ]
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
+    install_console(app)  # GET /: the street desk's screen (services/street/console.py)
     auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
     return app
 

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from contracts.common import Actor
 from contracts.tasks import FeedbackAction, ResolveResult, ReturnReason
 from services.common.openapi import Object, Op, document, with_undocumented
+from services.street.desk_kpis import operations as desk_operations
 
 routes = web.RouteTableDef()
 
@@ -85,6 +86,7 @@ def operations() -> list[Op]:
             headers={"Idempotency-Key": "becomes the feedback_id"},
         ),
         Op("GET", "/api/v1/openapi.json", "this document", Object, errors=(), public=True),
+        *desk_operations(),  # the desk screen's reads
     ]
 
 

@@ -23,6 +23,7 @@ from services.common.auth import Principal, principal
 from services.common.config import Settings
 from services.common.http import METRICS
 from services.common.tasks import supervised
+from services.district.api import live_resume
 from services.district.api.models import EventsQuery
 from services.district.keys import POOL, SETTINGS
 from services.district.queues import queries as queue_queries
@@ -177,6 +178,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(b": subscribed\n\n")
+        admits = await live_resume.replay(request, scope.admits, response)  # Last-Event-ID
         while True:
             try:
                 ev = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
@@ -185,7 +187,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if ev is None:
                 break
-            if await scope.admits(ev):
+            if await admits(ev):
                 data = json.dumps(ev, ensure_ascii=False)
                 await response.write(
                     f"id: {ev['event_id']}\nevent: case-event\ndata: {data}\n\n".encode()

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from services.common.auth import Role
 from services.common.openapi import Object, Op, document, with_undocumented
-from services.district.api import commands
+from services.district.api import commands, console
 from services.district.api.models import (
     CaseDetail,
     CasePage,
@@ -101,6 +101,7 @@ def operations() -> list[Op]:
             stream="text/event-stream",
         ),
         Op("GET", "/api/v1/openapi.json", "this document", Object, errors=(), public=True),
+        *console.operations(),  # the console's reads
     ]
 
 

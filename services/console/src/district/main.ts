@@ -1,0 +1,5 @@
+import { createApp } from "vue";
+import "../common/theme.css";
+import DistrictApp from "./DistrictApp.vue";
+
+createApp(DistrictApp).mount("#app");

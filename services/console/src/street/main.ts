@@ -1,0 +1,5 @@
+import { createApp } from "vue";
+import "../common/theme.css";
+import StreetApp from "./StreetApp.vue";
+
+createApp(StreetApp).mount("#app");
