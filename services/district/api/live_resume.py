@@ -19,7 +19,7 @@ from aiohttp import web
 from services.common.tasks import supervised
 
 if TYPE_CHECKING:  # live.py imports this module
-    from services.district.live import LiveEvents
+    from services.district.api.live import LiveEvents
 
 #: summaries kept for reconnecting clients (a few minutes of a busy district)
 KEEP = 20_000
