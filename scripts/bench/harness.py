@@ -72,8 +72,9 @@ _SOURCE_REF = re.compile(rb'"source_ref":"([^"]+)"')
 
 
 class TaskCounter:
-    """Counts the task messages for a set of orders on every unit's topic (the embedded
-    broker's end offsets are not exact, so each message is matched to its order)."""
+    """Counts the orders of a set whose task reached a unit's topic (the embedded broker's end
+    offsets are not exact, so each message is matched to its order; delivery is at-least-once,
+    so an order whose task went out twice counts once)."""
 
     def __init__(self, settings: Settings, order_nos: set[bytes]) -> None:
         self.order_nos = order_nos
@@ -95,17 +96,19 @@ class TaskCounter:
             await self.consumer.position(tp)
 
     async def count(self, n: int, timeout: float) -> int:
-        seen, deadline = 0, time.monotonic() + timeout
+        seen: set[bytes] = set()
+        deadline = time.monotonic() + timeout
         try:
-            while seen < n and time.monotonic() < deadline:
+            while len(seen) < n and time.monotonic() < deadline:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
                 for part in batch.values():
                     for r in part:
                         ref = _SOURCE_REF.search(r.value or b"")
-                        seen += bool(ref and ref.group(1) in self.order_nos)
+                        if ref and ref.group(1) in self.order_nos:
+                            seen.add(ref.group(1))
         finally:
             await self.consumer.stop()
-        return seen
+        return len(seen)
 
 
 class District:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 
 from services.common.metrics import Metrics
 
@@ -26,7 +26,7 @@ Probe = Callable[[], Awaitable[None]]
 class Health:
     """Named probes, each run every `every_s` and given `timeout_s` to answer."""
 
-    def __init__(self, metrics: Metrics, *, every_s: float = 1.0, timeout_s: float = 2.0) -> None:
+    def __init__(self, metrics: Metrics, *, every_s: float = 1.0, timeout_s: float = 3.0) -> None:
         self.metrics, self.every_s, self.timeout_s = metrics, every_s, timeout_s
         self._probes: dict[str, Probe] = {}
         self._down: dict[str, str] = {}  # dependency -> why, for those that did not answer
@@ -93,10 +93,25 @@ class PostgresProbe:
             self._conn = None
 
 
-def kafka_probe(producer: AIOKafkaProducer) -> Probe:
-    """A metadata request through the producer's own client: answered only by a live broker."""
+class KafkaProbe:
+    """A metadata request on a client of its own: answered only by a live broker, and never
+    queued behind the producer's batches on a busy connection (which would read as "down")."""
 
-    async def probe() -> None:
-        await producer.client.fetch_all_metadata()
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._client: AIOKafkaClient | None = None
 
-    return probe
+    async def __call__(self) -> None:
+        try:
+            if self._client is None:
+                self._client = AIOKafkaClient(bootstrap_servers=self.bootstrap)
+                await self._client.bootstrap()
+            await self._client.fetch_all_metadata()
+        except BaseException:  # timeouts included: start from a new client next time
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()

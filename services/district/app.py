@@ -14,7 +14,7 @@ from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.crypto import load_vault
-from services.common.health import PostgresProbe, kafka_probe
+from services.common.health import KafkaProbe, PostgresProbe
 from services.common.http import HEALTH, READY_CHECKS, base_app
 from services.common.http import METRICS as METRICS_KEY
 from services.common.kafka import make_consumer, make_producer
@@ -120,7 +120,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     producer = app[PRODUCER] = make_producer(s)
     await producer.start()
-    app[HEALTH].add("kafka", kafka_probe(producer))
+    app[HEALTH].add("kafka", kafka := KafkaProbe(s.kafka_bootstrap))
     app[PUBLISHER] = Publisher(
         app[POOL],
         producer,
@@ -133,6 +133,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
         app[POOL], app[DECISIONS], app[PUBLISHER].submit, app[CLOCK], s.district_code
     )
     yield
+    await kafka.close()
     await producer.stop()
 
 

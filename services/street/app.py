@@ -10,7 +10,7 @@ from contracts import topics
 from services.common import auth, db
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
-from services.common.health import PostgresProbe, kafka_probe
+from services.common.health import KafkaProbe, PostgresProbe
 from services.common.http import HEALTH, METRICS, READY_CHECKS, base_app
 from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
@@ -60,7 +60,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     producer = app[PRODUCER] = make_producer(s)
     await producer.start()
-    app[HEALTH].add("kafka", kafka_probe(producer))
+    app[HEALTH].add("kafka", kafka := KafkaProbe(s.kafka_bootstrap))
     retries = app[METRICS].retries
     app[PUBLISHER] = Publisher(
         app[POOL],
@@ -70,6 +70,7 @@ async def _producer(app: web.Application) -> AsyncIterator[None]:
         retries=lambda kind: retries.labels(kind).inc(),
     )
     yield
+    await kafka.close()
     await producer.stop()
 
 
