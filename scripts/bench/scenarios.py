@@ -211,7 +211,7 @@ async def bench_api(settings: Settings, district: District) -> dict[str, dict[st
     ):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(Path(__file__).with_name("bench_api.py")),
+            str(Path(__file__).parents[1] / "bench_api.py"),
             "load",
             url,
             token,
