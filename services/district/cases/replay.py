@@ -52,7 +52,8 @@ def _apply(out: Replayed, e: Mapping[str, Any]) -> None:
     if "task_id" in data and "role" in data:
         out.tasks[data["task_id"]] = (e["unit_code"], data["role"])
     after_deadlines = data.get("deadlines_after")
-    if after_deadlines and (data.get("role", TaskRole.LEAD) == TaskRole.LEAD):
+    supervising = event is Event.SUPERVISED  # a new deadline for the task, not the case
+    if after_deadlines and data.get("role", TaskRole.LEAD) == TaskRole.LEAD and not supervising:
         out.resolve_by = datetime.fromisoformat(after_deadlines["resolve_by"])
     if event is Event.SUPERVISED:
         out.supervised = True

@@ -108,9 +108,10 @@ class Operator:
         data: dict[str, object] = {"mode": mode, "stage": stage, "reason": reason}
         lead = case.lead()
         if lead is not None and lead.resolve_by <= now:
-            # past its deadline: a supervised case gets the supervised deadline (3 WD)
+            # past its deadline: the lead task gets the supervised deadline (3 WD) to work to;
+            # the case keeps the one it was given, so it stays late (按期结案率, the queues)
             data["deadlines_before"] = lead.deadlines()
-            lead.resolve_by = case.resolve_by = self.ctx.policy.supervised.after(
+            lead.resolve_by = self.ctx.policy.supervised.after(
                 now, self.ctx.calendar, is_natural(case.urgency)
             )
             data["deadlines_after"] = lead.deadlines()

@@ -6,7 +6,8 @@ Three set-based reads in one read-only snapshot, each a range scan over an index
 
 - **Due to close (应结案)** = cases closed in the period (state `closed`, `closed_at` inside)
   plus cases open at the period's end whose resolve deadline (`cases.resolve_by`, the current
-  one: it moves on reopen and extension) fell inside the period and has passed. Cases
+  one: it moves on reopen and extension, never on supervision, which gives the lead task a
+  deadline to work to while the case stays late) fell inside the period and has passed. Cases
   withdrawn, not ours, rejected, merged or parked (挂账) are nobody's overdue. The record keeps
   a case's last closure and last deadline, so a case reopened after closing counts by those.
 - **On time** is `cases.closed_on_time` (resolved by the deadline in force when it closed).
