@@ -180,6 +180,18 @@ def test_later_municipal_due_is_ignored() -> None:
     assert result.resolve_by == at("2026-03-13", "16:00")
 
 
+@pytest.mark.parametrize("late", ["00:00", "15:59", "16:00"])
+def test_a_municipal_due_time_that_has_passed_caps_nothing(late: str) -> None:
+    # A reopen on Fri 16:00 of an order due earlier: the task gets the policy's deadlines,
+    # every one after its dispatch (never born overdue).
+    start = at("2026-03-06", "16:00")
+    result = deadlines(
+        start, request_type="complaint", reopened=True, municipal_due=at("2026-03-06", late)
+    )
+    assert result == deadlines(start, request_type="complaint", reopened=True)
+    assert min(result.accept_by, result.first_contact_by, result.resolve_by) > start
+
+
 def test_reopened_case_has_three_working_days() -> None:
     # Wed 14:00 + 3 WD (22.5 h): Thu, Fri, Mon → Mon 14:00, whatever the request type.
     result = deadlines(at("2026-03-11", "14:00"), request_type="complaint", reopened=True)

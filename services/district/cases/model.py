@@ -85,6 +85,8 @@ class CaseRec:
     last_seq: int = 0
     supervised: bool = False
     returns: int = 0
+    #: when a task was first due after the municipal due time (it had passed): missed
+    municipal_missed_at: datetime | None = None
     tasks: list[TaskRec] = field(default_factory=list)
     #: the (unit, state) this case is counted under in case_counts, as last persisted
     counted: tuple[str, str] | None = None

@@ -55,6 +55,7 @@ CASES = Table(
         "last_seq": "int4",
         "supervised": "bool",
         "returns": "int4",
+        "municipal_missed_at": _TS,
     },
     "cases_row",
 )
@@ -71,6 +72,7 @@ MUTABLE_CASE = (
     "last_seq",
     "supervised",
     "returns",
+    "municipal_missed_at",
 )
 TASKS = Table(
     "tasks",

@@ -80,6 +80,7 @@ class Dispatch:
             )
         else:
             self.log.record(case, "co_dispatched", now, actor, ch, unit, data, (task,))
+        self.log.municipal_missed(case, now, ch)
         ch.outbox.append(messages.task_message(case, task, TaskKind.ASSIGNED, reason, origin_ms))
         m = self.ctx.metrics
         self.log.after(ch, lambda: m.tasks_dispatched.labels(unit, role).inc())

@@ -114,6 +114,19 @@ class CaseLog:
         first = first_alarm(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
         ch.timers[task.task_id] = (task, first)
 
+    def municipal_missed(self, case: CaseRec, now: datetime, ch: Changes) -> None:
+        """A task is due after the municipal due time, which has passed: the case records,
+        once, that it missed it (the task keeps the policy's own deadlines)."""
+        due = case.municipal_due
+        if due is None or due > now or case.municipal_missed_at is not None:
+            return
+        case.municipal_missed_at = now
+        unit = case.handling_unit() or "none"
+        data = {"municipal_due": due.isoformat()}
+        self.record(case, "municipal_due_missed", now, "deadlines", ch, case.handling_unit(), data)
+        m = self.ctx.metrics
+        self.after(ch, lambda: m.municipal_missed.labels(unit).inc())
+
     @staticmethod
     def after(ch: Changes, fn: Callable[[], None]) -> None:
         """Work for after the batch commits (metrics move only for what is durable)."""

@@ -117,6 +117,8 @@ class Operator:
             self.log.arm(case, lead, ch)
             ch.touch(case, lead)
         self.log.transition(case, Event.SUPERVISED, now, actor, ch, unit_code=unit, data=data)
+        if "deadlines_after" in data:
+            self.log.municipal_missed(case, now, ch)
         self.log.tell_units(case, TaskKind.URGED, f"督办: {reason}", ch)
         m = self.ctx.metrics
         self.log.after(ch, lambda: m.supervisions.labels(unit or "none", mode).inc())

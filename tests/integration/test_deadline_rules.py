@@ -1,0 +1,81 @@
+"""Deadlines an operator can trust (issue 14), on the real loop with a fake clock: no task born
+overdue, stages only where owed, parking pauses the clock, the unit told of its alarms."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from contracts import topics
+from services.common.clock import FakeClock
+from services.common.config import Settings
+from services.district.app import create_app as district_app
+from tests.support import (
+    ORDERS,
+    Service,
+    Topics,
+    running,
+    samples,
+    task_feedback,
+    wait_until,
+)
+from tests.support import case_record as case
+
+FRIDAY_10AM = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
+STREET_LAMPS = "310106-JSGL"
+
+
+async def _state(district: Service, case_no: str, state: str) -> bool:
+    status, body = await district.get(f"/api/v1/cases/{case_no}")
+    return status == 200 and body["state"] == state
+
+
+async def _task(t: Topics, unit: str, match: Any, what: str) -> dict[str, Any]:
+    [task] = await t.wait_for(topics.task_topic(unit), match, what)
+    return task
+
+
+async def test_a_reopen_after_the_municipal_due_time_is_not_born_overdue(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    order = {**ORDERS["HL2026112700124"], "due_at": "2026-11-27T12:00:00+08:00"}
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, order["order_no"], order)
+        first = await _task(t, STREET_LAMPS, lambda m: m["kind"] == "assigned", "first task")
+        assert datetime.fromisoformat(first["deadlines"]["resolve_by"]) == FRIDAY_10AM + timedelta(
+            hours=2
+        ), "the municipal due time caps the task while it lies ahead"
+        no = first["case_no"]
+        done = {"resolved": True, "summary": "已责令夜间停工"}
+        await t.publish(
+            topics.TASK_FEEDBACK,
+            first["task_id"],
+            task_feedback(first, "resolve", clock.now(), result=done),
+        )
+        await wait_until(lambda: _state(district, no, "resolved"), "resolved")
+        clock.advance(timedelta(hours=3))  # 13:00, an hour past the municipal due time
+        followup = {**samples("hotline12345.feedback")[1], "visited_at": clock.now().isoformat()}
+        await t.publish(topics.HOTLINE_FEEDBACK, followup["order_no"], followup)
+        again = await _task(
+            t,
+            STREET_LAMPS,
+            lambda m: m["kind"] == "assigned" and m["task_id"] != first["task_id"],
+            "the reopen task",
+        )
+        dispatched_at = datetime.fromisoformat(again["dispatched_at"])
+        due = {k: datetime.fromisoformat(v) for k, v in again["deadlines"].items() if v}
+        assert all(d > dispatched_at for d in due.values()), due
+        # 3 WD from 13:00 (working time resumes where the morning ended)
+        assert due["resolve_by"] == datetime.fromisoformat("2026-12-02T12:00:00+08:00")
+        detail = await case(district, no)
+        [missed] = [e for e in detail["timeline"] if e["type"] == "municipal_due_missed"]
+        assert datetime.fromisoformat(missed["data"]["municipal_due"]) == FRIDAY_10AM + timedelta(
+            hours=2
+        )
+        status, queues = await district.get("/api/v1/queues")
+        assert status == 200 and queues["municipal_due_missed"] == 1, queues
+        assert await district.metric("cityops_municipal_due_missed_total", unit=STREET_LAMPS) == 1
+        clock.advance(timedelta(minutes=5))
+        status, queues = await district.get("/api/v1/queues")
+        assert not [o for o in queues["overdue"] if o["unit_code"] == STREET_LAMPS], queues
