@@ -25,7 +25,9 @@ class TaskRole(StrEnum):
 
 class Deadlines(Message):
     accept_by: datetime
-    first_contact_by: datetime
+    #: null where no first contact is owed: road-chief reports, co-unit tasks, callers who
+    #: asked for no call-back
+    first_contact_by: datetime | None = None
     resolve_by: datetime
 
 

@@ -79,3 +79,53 @@ async def test_a_reopen_after_the_municipal_due_time_is_not_born_overdue(
         clock.advance(timedelta(minutes=5))
         status, queues = await district.get("/api/v1/queues")
         assert not [o for o in queues["overdue"] if o["unit_code"] == STREET_LAMPS], queues
+
+
+async def _only_task(t: Topics, district: Service, source_ref: str) -> dict[str, Any]:
+    async def found() -> dict[str, Any] | None:
+        _, page = await district.get("/api/v1/cases?limit=200")
+        hits = [c for c in page["items"] if c["source_ref"] == source_ref and c["unit_code"]]
+        return hits[0] if hits else None
+
+    row = await wait_until(found, f"the case of {source_ref} dispatched")
+    return await _task(
+        t, row["unit_code"], lambda m: m["case"]["source_ref"] == source_ref, source_ref
+    )
+
+
+async def test_first_contact_is_owed_only_where_the_caller_wants_a_call_back(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    report = {**samples("roadchief.reports")[0], "reported_at": FRIDAY_10AM.isoformat()}
+    no_callback = {
+        **ORDERS["HL2026112700131"],
+        "caller": {**ORDERS["HL2026112700131"]["caller"], "callback": False},
+    }
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        await t.publish(topics.ROADCHIEF_REPORTS, report["report_id"], report)
+        await t.publish(topics.WORKORDERS, no_callback["order_no"], no_callback)
+        await t.publish(topics.WORKORDERS, "HL2026112700124", ORDERS["HL2026112700124"])
+        patrol = await _only_task(t, district, report["report_id"])
+        quiet = await _only_task(t, district, no_callback["order_no"])
+        caller = await _only_task(t, district, "HL2026112700124")
+        assert patrol["deadlines"]["first_contact_by"] is None
+        assert quiet["deadlines"]["first_contact_by"] is None
+        assert caller["deadlines"]["first_contact_by"] is not None
+        for task in (patrol, quiet, caller):  # accepted at once: only first contact can lapse
+            await t.publish(
+                topics.TASK_FEEDBACK, task["task_id"], task_feedback(task, "accept", clock.now())
+            )
+        clock.advance(timedelta(days=3, hours=1))  # Monday 11:00: a working day has passed
+        [urged] = await t.wait_for(
+            topics.task_topic(caller["unit_code"]),
+            lambda m: m["kind"] == "urged" and m["case_no"] == caller["case_no"],
+            "the caller's case supervised for first contact",
+        )
+        status, queues = await district.get("/api/v1/queues")
+        contact = [o for o in queues["overdue"] if o["stage"] == "first_contact"]
+        assert contact == [{"unit_code": caller["unit_code"], "stage": "first_contact", "n": 1}]
+        for task in (patrol, quiet):
+            timeline = (await case(district, task["case_no"]))["timeline"]
+            stages = [e["data"].get("stage") for e in timeline if e["type"] == "supervised"]
+            assert "first_contact" not in stages, timeline

@@ -309,3 +309,19 @@ def test_policy_from_partial_mapping() -> None:
 def test_policy_from_bad_mapping(mapping: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         DeadlinePolicy.from_mapping(mapping)
+
+
+def test_first_contact_not_owed_is_none() -> None:
+    start = at("2026-03-06", "16:00")
+    result = compute_deadlines(
+        dispatched_at=start,
+        urgency="normal",
+        request_type="help",
+        category_sla=None,
+        municipal_due=None,
+        calendar=CAL,
+        policy=POLICY,
+        first_contact_owed=False,
+    )
+    assert result.first_contact_by is None
+    assert result.resolve_by == deadlines(start, request_type="help").resolve_by

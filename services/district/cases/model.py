@@ -25,7 +25,7 @@ class TaskRec:
     state: TaskState
     dispatched_at: datetime
     accept_by: datetime
-    first_contact_by: datetime
+    first_contact_by: datetime | None  # None: no first contact owed (see first_contact_owed)
     resolve_by: datetime
     accepted_at: datetime | None = None
     contacted_at: datetime | None = None
@@ -36,11 +36,12 @@ class TaskRec:
     def active(self) -> bool:
         return self.state in ACTIVE_TASK
 
-    def deadlines(self) -> dict[str, str]:
+    def deadlines(self) -> dict[str, str | None]:
         """The task's deadlines as the case record shows them (before / after a change)."""
+        first = self.first_contact_by
         return {
             "accept_by": self.accept_by.isoformat(),
-            "first_contact_by": self.first_contact_by.isoformat(),
+            "first_contact_by": first.isoformat() if first else None,
             "resolve_by": self.resolve_by.isoformat(),
         }
 
@@ -90,6 +91,10 @@ class CaseRec:
     tasks: list[TaskRec] = field(default_factory=list)
     #: the (unit, state) this case is counted under in case_counts, as last persisted
     counted: tuple[str, str] | None = None
+
+    def first_contact_owed(self, role: TaskRole) -> bool:
+        """先行联系 is owed on a 12345 case's lead task, when the caller wants a call-back."""
+        return role is TaskRole.LEAD and self.source == "hotline12345" and self.caller_callback
 
     def task(self, task_id: str) -> TaskRec | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)

@@ -130,7 +130,8 @@ SELECT key,
 FROM (
     SELECT {{key}} AS key, t.state, t.accept_by, t.first_contact_by, t.contacted_at,
            coalesce(t.accepted_at, t.resolved_at) AS signed_at,
-           t.role = {_LEAD} AND c.source = 'hotline12345' AND c.caller_callback
+           t.first_contact_by IS NOT NULL
+               AND t.role = {_LEAD} AND c.source = 'hotline12345' AND c.caller_callback
                AND (t.contacted_at IS NOT NULL OR t.state NOT IN ({_HANDED_BACK}))
                AS needs_contact,
            EXISTS (SELECT 1 FROM case_events x
