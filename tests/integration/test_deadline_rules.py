@@ -122,7 +122,9 @@ async def test_first_contact_is_owed_only_where_the_caller_wants_a_call_back(
             lambda m: m["kind"] == "urged" and m["case_no"] == caller["case_no"],
             "the caller's case supervised for first contact",
         )
+        assert urged["task_id"] == caller["task_id"]
         status, queues = await district.get("/api/v1/queues")
+        assert status == 200, queues
         contact = [o for o in queues["overdue"] if o["stage"] == "first_contact"]
         assert contact == [{"unit_code": caller["unit_code"], "stage": "first_contact", "n": 1}]
         for task in (patrol, quiet):
