@@ -9,7 +9,10 @@ from typing import Any
 from contracts import topics
 from services.common.clock import FakeClock
 from services.common.config import Settings
+from services.district.app import DECISIONS, POOL
 from services.district.app import create_app as district_app
+from services.district.deadlines.timers import TimerWorker
+from services.district.keys import PUBLISHER
 from tests.support import (
     ORDERS,
     Service,
@@ -28,6 +31,15 @@ STREET_LAMPS = "310106-JSGL"
 async def _state(district: Service, case_no: str, state: str) -> bool:
     status, body = await district.get(f"/api/v1/cases/{case_no}")
     return status == 200 and body["state"] == state
+
+
+async def _timer_pass(district: Service, clock: FakeClock, settings: Settings) -> None:
+    """One pass of a timer worker now (besides the service's own, which runs every second)."""
+    app = district.app
+    worker = TimerWorker(
+        app[POOL], app[DECISIONS], app[PUBLISHER].submit, clock, settings.district_code
+    )
+    await worker.fire_due()
 
 
 async def _task(t: Topics, unit: str, match: Any, what: str) -> dict[str, Any]:
@@ -131,3 +143,44 @@ async def test_first_contact_is_owed_only_where_the_caller_wants_a_call_back(
             timeline = (await case(district, task["case_no"]))["timeline"]
             stages = [e["data"].get("stage") for e in timeline if e["type"] == "supervised"]
             assert "first_contact" not in stages, timeline
+
+
+async def test_parking_stops_the_clock_and_unparking_resumes_with_the_time_left(
+    settings: Settings,
+) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, "HL2026112700124", ORDERS["HL2026112700124"])
+        task = await _task(t, STREET_LAMPS, lambda m: m["kind"] == "assigned", "the task")
+        no = task["case_no"]
+        await t.publish(
+            topics.TASK_FEEDBACK, task["task_id"], task_feedback(task, "accept", clock.now())
+        )
+        await wait_until(lambda: _state(district, no, "accepted"), "accepted")
+        clock.advance(timedelta(minutes=30))  # Fri 10:30: half an hour of working time spent
+        body = {"actor": "supervisor-1", "reason": "待规划审批"}
+        status, reply = await district.post(f"/api/v1/cases/{no}/park", body)
+        assert status == 200, reply
+        clock.advance(timedelta(days=11))  # Tue 12-08 10:30: every deadline lies in the pause
+        await _timer_pass(district, clock, settings)
+        status, reply = await district.post(f"/api/v1/cases/{no}/unpark", body)
+        assert status == 200, reply
+        [resumed] = await t.wait_for(
+            topics.task_topic(STREET_LAMPS), lambda m: m["kind"] == "updated", "resumed task"
+        )
+        due = {k: datetime.fromisoformat(v) for k, v in resumed["deadlines"].items()}
+        # first contact had 7 WH left (due Mon 10:00), resolve 5 WD less half an hour
+        assert due["first_contact_by"] == datetime.fromisoformat("2026-12-09T10:00:00+08:00")
+        assert due["resolve_by"] == datetime.fromisoformat("2026-12-15T10:00:00+08:00")
+        detail = await case(district, no)
+        assert detail["state"] == "accepted"
+        assert datetime.fromisoformat(detail["resolve_by"]) == due["resolve_by"]
+        [unparked] = [e for e in detail["timeline"] if e["type"] == "unparked"]
+        assert (
+            unparked["data"]["deadlines_after"]["resolve_by"] == resumed["deadlines"]["resolve_by"]
+        )
+        clock.advance(timedelta(minutes=5))
+        await _timer_pass(district, clock, settings)
+        status, queues = await district.get("/api/v1/queues")
+        assert queues["overdue"] == [], queues
+        assert "supervised" not in [e["type"] for e in (await case(district, no))["timeline"]]

@@ -31,6 +31,13 @@ class TaskRec:
     contacted_at: datetime | None = None
     resolved_at: datetime | None = None
     summary: str | None = None
+    #: where the task's clock starts after a pause (挂账); None: at its dispatch
+    clock_start: datetime | None = None
+
+    @property
+    def started(self) -> datetime:
+        """Where its stages' clock starts: the dispatch, or where it resumed after a pause."""
+        return self.clock_start or self.dispatched_at
 
     @property
     def active(self) -> bool:
@@ -88,6 +95,8 @@ class CaseRec:
     returns: int = 0
     #: when a task was first due after the municipal due time (it had passed): missed
     municipal_missed_at: datetime | None = None
+    #: when it was parked (挂账), while it is
+    parked_at: datetime | None = None
     tasks: list[TaskRec] = field(default_factory=list)
     #: the (unit, state) this case is counted under in case_counts, as last persisted
     counted: tuple[str, str] | None = None

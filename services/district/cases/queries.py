@@ -56,6 +56,7 @@ CASES = Table(
         "supervised": "bool",
         "returns": "int4",
         "municipal_missed_at": _TS,
+        "parked_at": _TS,
     },
     "cases_row",
 )
@@ -73,6 +74,7 @@ MUTABLE_CASE = (
     "supervised",
     "returns",
     "municipal_missed_at",
+    "parked_at",
 )
 TASKS = Table(
     "tasks",
@@ -91,6 +93,7 @@ TASKS = Table(
         "contacted_at": _TS,
         "resolved_at": _TS,
         "summary": "text",
+        "clock_start": _TS,
     },
     "tasks_row",
 )
@@ -103,6 +106,7 @@ MUTABLE_TASK = (
     "contacted_at",
     "resolved_at",
     "summary",
+    "clock_start",
 )
 EVENTS = Table(
     "case_events",

@@ -40,7 +40,7 @@ def alarms(
         deadline: datetime | None = getattr(task, deadline_attr)
         if done(task) is not None or deadline is None:  # done, or not owed
             continue
-        warn = warn_at(task.dispatched_at, deadline, calendar, natural, warn_fraction)
+        warn = warn_at(task.started, deadline, calendar, natural, warn_fraction)
         out += [Alarm(stage, "warn", warn), Alarm(stage, "overdue", deadline)]
     return sorted(out, key=lambda a: a.at)
 
@@ -57,9 +57,7 @@ def first_alarm(
     ]
     if not open_deadlines:
         return None
-    return warn_at(
-        task.dispatched_at, min(open_deadlines), calendar, is_natural(urgency), warn_fraction
-    )
+    return warn_at(task.started, min(open_deadlines), calendar, is_natural(urgency), warn_fraction)
 
 
 def due(
