@@ -184,3 +184,30 @@ async def test_parking_stops_the_clock_and_unparking_resumes_with_the_time_left(
         status, queues = await district.get("/api/v1/queues")
         assert queues["overdue"] == [], queues
         assert "supervised" not in [e["type"] for e in (await case(district, no))["timeline"]]
+
+
+async def test_the_unit_is_told_of_its_warning_overdue_and_supervision(settings: Settings) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        await t.publish(topics.WORKORDERS, "HL2026112700124", ORDERS["HL2026112700124"])
+        task = await _task(t, STREET_LAMPS, lambda m: m["kind"] == "assigned", "the task")
+        no, mine = task["case_no"], topics.task_topic(STREET_LAMPS)
+
+        def urged(reason: str) -> Any:
+            return lambda m: m["kind"] == "urged" and m["reason"] == reason
+
+        clock.advance(timedelta(minutes=50))  # 83% of the 1 WH accept stage
+        await _timer_pass(district, clock, settings)
+        [warning] = await t.wait_for(mine, urged("warning"), "the accept warning")
+        assert warning["note"].startswith("accept") and warning["task_id"] == task["task_id"]
+        clock.advance(timedelta(minutes=11))  # 11:01: the accept deadline has passed
+        await _timer_pass(district, clock, settings)
+        [overdue] = await t.wait_for(mine, urged("overdue"), "the accept overdue")
+        assert "accept" in overdue["note"] and "督办" in overdue["note"]
+        status, body = await district.post(
+            f"/api/v1/cases/{no}/supervise", {"actor": "supervisor-1", "reason": "领导关注"}
+        )
+        assert status == 200, body
+        [manual] = await t.wait_for(mine, urged("supervision"), "the supervision")
+        assert "领导关注" in manual["note"]
+        assert len(await t.wait_for(mine, lambda m: m["kind"] == "urged", "urges", 3)) == 3

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import TaskKind
+from contracts.tasks import TaskKind, TaskReason
 from services.district.cases import messages
 from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
 from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
@@ -101,13 +101,20 @@ class CaseLog:
         """Reply upstream in the name of the district's centre."""
         self.reply(case, event, kind, self.ctx.ref.center.unit_code, text, ch)
 
-    def tell_units(self, case: CaseRec, kind: TaskKind, note: str, ch: Changes) -> None:
+    def tell_units(
+        self,
+        case: CaseRec,
+        kind: TaskKind,
+        note: str,
+        ch: Changes,
+        reason: TaskReason | None = None,
+    ) -> None:
         """Send every active task a message; withdrawing also closes the tasks."""
         for task in case.active_tasks():
             if kind is TaskKind.WITHDRAWN:
                 task.state = TaskState.WITHDRAWN
                 ch.touch(case, task)
-            ch.outbox.append(messages.task_message(case, task, kind, note))
+            ch.outbox.append(messages.task_message(case, task, kind, note, reason=reason))
 
     def arm(self, case: CaseRec, task: TaskRec, ch: Changes) -> None:
         """(Re)compute when the task's next warning or deadline falls."""

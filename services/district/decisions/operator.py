@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import TaskKind, TaskRole
+from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
 from services.district.cases.lifecycle import CaseState, Event, TaskState
 from services.district.cases.model import CaseRec, Changes, TaskRec
@@ -121,7 +121,8 @@ class Operator:
         self.log.transition(case, Event.SUPERVISED, now, actor, ch, unit_code=unit, data=data)
         if "deadlines_after" in data:
             self.log.municipal_missed(case, now, ch)
-        self.log.tell_units(case, TaskKind.URGED, f"督办: {reason}", ch)
+        why = TaskReason.OVERDUE if stage else TaskReason.SUPERVISION
+        self.log.tell_units(case, TaskKind.URGED, f"督办: {reason}", ch, why)
         m = self.ctx.metrics
         self.log.after(ch, lambda: m.supervisions.labels(unit or "none", mode).inc())
 
