@@ -34,6 +34,7 @@ def deadlines(
     category_sla: str | None = None,
     municipal_due: datetime | None = None,
     reopened: bool = False,
+    first_contact_owed: bool = True,
 ) -> Deadlines:
     return compute_deadlines(
         dispatched_at=dispatched_at,
@@ -44,6 +45,7 @@ def deadlines(
         calendar=CAL,
         policy=POLICY,
         reopened=reopened,
+        first_contact_owed=first_contact_owed,
     )
 
 
@@ -313,15 +315,6 @@ def test_policy_from_bad_mapping(mapping: dict[str, object]) -> None:
 
 def test_first_contact_not_owed_is_none() -> None:
     start = at("2026-03-06", "16:00")
-    result = compute_deadlines(
-        dispatched_at=start,
-        urgency="normal",
-        request_type="help",
-        category_sla=None,
-        municipal_due=None,
-        calendar=CAL,
-        policy=POLICY,
-        first_contact_owed=False,
-    )
+    result = deadlines(start, request_type="help", first_contact_owed=False)
     assert result.first_contact_by is None
     assert result.resolve_by == deadlines(start, request_type="help").resolve_by
