@@ -18,6 +18,18 @@ class TaskKind(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class TaskReason(StrEnum):
+    """Why a unit is urged (`urged`) or a task withdrawn (`withdrawn`)."""
+
+    WARNING = "warning"  # 80% of a stage has elapsed (`note` names the stage)
+    OVERDUE = "overdue"  # a stage fell overdue: supervised automatically (督办)
+    SUPERVISION = "supervision"  # 督办 by a district operator
+    UPSTREAM = "upstream"  # 催办 from 12345
+    RETURNED = "returned"  # the district has taken the unit's return (退单)
+    ESCALATED = "escalated"  # the district has taken the unit's escalation
+    LEAD_RESOLVED = "lead_resolved"  # a joint case resolved by its lead unit
+
+
 class TaskRole(StrEnum):
     LEAD = "lead"
     CO = "co"
@@ -25,7 +37,9 @@ class TaskRole(StrEnum):
 
 class Deadlines(Message):
     accept_by: datetime
-    first_contact_by: datetime
+    #: null where no first contact is owed: road-chief reports, co-unit tasks, callers who
+    #: asked for no call-back
+    first_contact_by: datetime | None = None
     resolve_by: datetime
 
 
@@ -71,6 +85,9 @@ class Task(Message):
     deadlines: Deadlines
     dispatched_at: datetime
     note: str = ""
+    #: why, for `urged` (warning, overdue, supervision, upstream) and for a `withdrawn` that
+    #: acknowledges a return or escalation or ends a co-unit's share (lead_resolved)
+    reason: TaskReason | None = None
     case: CaseSnapshot
 
 

@@ -93,6 +93,12 @@ class Metrics:
         self.supervisions = Counter(
             "cityops_supervisions", "Cases supervised (督办)", ["unit", "mode"], registry=r
         )
+        self.municipal_missed = Counter(
+            "cityops_municipal_due_missed",
+            "Cases that missed the municipal due time (a task was due after it)",
+            ["unit"],
+            registry=r,
+        )
         self.timer_alarms = Counter(
             "cityops_timer_alarms", "Deadline alarms fired", ["stage", "kind"], registry=r
         )

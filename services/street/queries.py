@@ -17,7 +17,10 @@ ON CONFLICT (task_id) DO UPDATE SET
     kind = EXCLUDED.kind,
     deadlines = EXCLUDED.deadlines,
     snapshot = EXCLUDED.snapshot,
-    state = CASE WHEN EXCLUDED.kind = 'withdrawn' THEN 'withdrawn' ELSE street.tasks.state END,
+    -- a withdrawn that acknowledges the desk's own return or escalation keeps its state
+    state = CASE WHEN EXCLUDED.kind = 'withdrawn'
+                  AND street.tasks.state NOT IN ('returned', 'escalated') THEN 'withdrawn'
+                 ELSE street.tasks.state END,
     updated_at = now()
 """
 

@@ -81,6 +81,7 @@ async def test_an_urge_before_its_dispatch_waits_and_is_applied_once(settings: S
             topics.task_topic(BUREAU), lambda m: m["kind"] == "urged", "urged task"
         )
         assert urged["case"]["source_ref"] == SMOKE and urged["note"] == "市民催办"
+        assert urged["reason"] == "upstream"
         assert len(await tasks_of(t, SMOKE)) == 1
         assert await parked_rows(settings) == 0
         detail = await case(district, urged["case_no"])

@@ -236,7 +236,9 @@ async def test_overdue_accept_is_supervised_once_and_the_unit_urged(settings: Se
         assert not await _event(district, no, "supervised")
         clock.advance(timedelta(minutes=11))  # 11:01, past the 11:00 accept deadline
         [urged] = await t.wait_for(
-            topics.task_topic("310106-STHJ"), lambda m: m["kind"] == "urged", "urged task"
+            topics.task_topic("310106-STHJ"),
+            lambda m: m["kind"] == "urged" and m["reason"] == "overdue",
+            "urged task",
         )
         assert urged["task_id"] == task["task_id"] and "督办" in urged["note"]
         # more instances racing on the same alarms fire nothing more
@@ -380,7 +382,9 @@ async def test_a_case_past_its_resolve_deadline_is_supervised_with_three_working
         await wait_until(lambda: _state(district, no, "in_progress"), "in progress")
         clock.advance(timedelta(days=3, hours=1))  # Monday 11:00, past Monday 10:00
         [urged] = await t.wait_for(
-            topics.task_topic("310106-JSGL"), lambda m: m["kind"] == "urged", "urged task"
+            topics.task_topic("310106-JSGL"),
+            lambda m: m["kind"] == "urged" and m["reason"] == "overdue",
+            "urged task",
         )
         new_deadline = datetime.fromisoformat("2026-12-03T11:00:00+08:00")  # 3 WD later
         assert datetime.fromisoformat(urged["deadlines"]["resolve_by"]) == new_deadline

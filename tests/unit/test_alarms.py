@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.district.cases.model import TaskRec
+from contracts.common import Urgency
+from contracts.tasks import TaskRole
+from services.district.cases.lifecycle import CaseState
+from services.district.cases.model import CaseRec, TaskRec
 from services.district.deadlines.alarms import alarms, due, first_alarm
 from services.district.deadlines.workcal import WorkCalendar
 
@@ -52,3 +55,23 @@ def test_due_fires_each_alarm_once_and_skips_a_warning_already_overdue() -> None
     fire, mark, _ = due(pending, [], T0 + timedelta(hours=1, minutes=1))
     assert [a.key for a in fire] == ["accept:overdue"]
     assert set(mark) == {"accept:warn", "accept:overdue"}
+
+
+def test_a_stage_not_owed_has_no_alarms() -> None:
+    t = task(first_contact_by=None, accepted_at=T0 + timedelta(minutes=5))
+    assert {a.stage for a in alarms(t, "normal", CAL)} == {"resolve"}
+    resolve_warn = alarms(t, "normal", CAL)[0].at
+    assert first_alarm(t, "normal", CAL) == resolve_warn
+
+
+def test_first_contact_is_owed_only_on_12345_lead_tasks_of_callers_wanting_a_call_back() -> None:
+    case = CaseRec(
+        *("C", "310106", "hotline12345", "HL1", CaseState.RECEIVED, "0101", "x", Urgency.NORMAL),
+        *("title", "description", "address", T0, T0),
+    )
+    assert case.first_contact_owed(TaskRole.LEAD)
+    assert not case.first_contact_owed(TaskRole.CO)
+    case.caller_callback = False
+    assert not case.first_contact_owed(TaskRole.LEAD)
+    case.caller_callback, case.source = True, "roadchief"
+    assert not case.first_contact_owed(TaskRole.LEAD)

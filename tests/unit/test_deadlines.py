@@ -34,6 +34,7 @@ def deadlines(
     category_sla: str | None = None,
     municipal_due: datetime | None = None,
     reopened: bool = False,
+    first_contact_owed: bool = True,
 ) -> Deadlines:
     return compute_deadlines(
         dispatched_at=dispatched_at,
@@ -44,6 +45,7 @@ def deadlines(
         calendar=CAL,
         policy=POLICY,
         reopened=reopened,
+        first_contact_owed=first_contact_owed,
     )
 
 
@@ -180,6 +182,18 @@ def test_later_municipal_due_is_ignored() -> None:
     assert result.resolve_by == at("2026-03-13", "16:00")
 
 
+@pytest.mark.parametrize("late", ["00:00", "15:59", "16:00"])
+def test_a_municipal_due_time_that_has_passed_caps_nothing(late: str) -> None:
+    # A reopen on Fri 16:00 of an order due earlier: the task gets the policy's deadlines,
+    # every one after its dispatch (never born overdue).
+    start = at("2026-03-06", "16:00")
+    result = deadlines(
+        start, request_type="complaint", reopened=True, municipal_due=at("2026-03-06", late)
+    )
+    assert result == deadlines(start, request_type="complaint", reopened=True)
+    assert min(result.accept_by, result.first_contact_by, result.resolve_by) > start
+
+
 def test_reopened_case_has_three_working_days() -> None:
     # Wed 14:00 + 3 WD (22.5 h): Thu, Fri, Mon → Mon 14:00, whatever the request type.
     result = deadlines(at("2026-03-11", "14:00"), request_type="complaint", reopened=True)
@@ -297,3 +311,10 @@ def test_policy_from_partial_mapping() -> None:
 def test_policy_from_bad_mapping(mapping: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         DeadlinePolicy.from_mapping(mapping)
+
+
+def test_first_contact_not_owed_is_none() -> None:
+    start = at("2026-03-06", "16:00")
+    result = deadlines(start, request_type="help", first_contact_owed=False)
+    assert result.first_contact_by is None
+    assert result.resolve_by == deadlines(start, request_type="help").resolve_by

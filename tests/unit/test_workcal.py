@@ -141,3 +141,20 @@ def test_negative_amounts_rejected() -> None:
         CAL.add_working_time(at("2026-03-09"), -hours(1))
     with pytest.raises(ValueError):
         CAL.add_working_days(at("2026-03-09"), -1)
+
+
+def test_a_pause_resumes_with_the_working_time_that_was_left() -> None:
+    from services.district.deadlines.pause import resumed_deadline, resumed_start
+
+    cal, sh = WorkCalendar(), ZoneInfo("Asia/Shanghai")
+    fri_1000 = datetime(2026, 11, 27, 10, 0, tzinfo=sh)
+    parked, resumed = fri_1000.replace(minute=30), datetime(2026, 12, 8, 10, 30, tzinfo=sh)
+    deadline = datetime(2026, 11, 30, 10, 0, tzinfo=sh)  # Mon 10:00: 7 WH left at parking
+    assert resumed_deadline(deadline, parked, resumed, cal, False) == datetime(
+        2026, 12, 9, 10, 0, tzinfo=sh
+    )
+    assert resumed_deadline(fri_1000, parked, resumed, cal, False) == resumed  # none was left
+    start = resumed_start(fri_1000, parked, resumed, cal, False)
+    assert start == resumed.replace(hour=10, minute=0)  # half an hour had been spent
+    natural = resumed_deadline(deadline, parked, resumed, cal, True)
+    assert natural - resumed == deadline - parked

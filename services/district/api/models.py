@@ -90,6 +90,9 @@ class Queues(BaseModel):
     open: list[OpenCount]
     overdue: list[OverdueCount]
     waiting_for_triage: int = Field(description="cases at the district: triage/returned/escalated")
+    municipal_due_missed: int = Field(
+        0, description="open cases that missed the municipal due time (12345 `due_at`)"
+    )
     as_of: datetime
 
 

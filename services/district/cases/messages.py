@@ -11,6 +11,7 @@ from contracts.tasks import (
     MaskedCaller,
     Task,
     TaskKind,
+    TaskReason,
     WgsPoint,
 )
 from services.common.outbox import OutMessage
@@ -48,7 +49,12 @@ def snapshot(case: CaseRec) -> CaseSnapshot:
 
 
 def task_message(
-    case: CaseRec, task: TaskRec, kind: TaskKind, note: str = "", origin_ms: int | None = None
+    case: CaseRec,
+    task: TaskRec,
+    kind: TaskKind,
+    note: str = "",
+    origin_ms: int | None = None,
+    reason: TaskReason | None = None,
 ) -> OutMessage:
     msg = Task(
         task_id=task.task_id,
@@ -63,6 +69,7 @@ def task_message(
         ),
         dispatched_at=task.dispatched_at,
         note=note,
+        reason=reason,
         case=snapshot(case),
     )
     return OutMessage.of(topics.task_topic(task.unit_code), case.case_no, msg, origin_ms)

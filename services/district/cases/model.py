@@ -25,22 +25,30 @@ class TaskRec:
     state: TaskState
     dispatched_at: datetime
     accept_by: datetime
-    first_contact_by: datetime
+    first_contact_by: datetime | None  # None: no first contact owed (see first_contact_owed)
     resolve_by: datetime
     accepted_at: datetime | None = None
     contacted_at: datetime | None = None
     resolved_at: datetime | None = None
     summary: str | None = None
+    #: where the task's clock starts after a pause (挂账); None: at its dispatch
+    clock_start: datetime | None = None
+
+    @property
+    def started(self) -> datetime:
+        """Where its stages' clock starts: the dispatch, or where it resumed after a pause."""
+        return self.clock_start or self.dispatched_at
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_TASK
 
-    def deadlines(self) -> dict[str, str]:
+    def deadlines(self) -> dict[str, str | None]:
         """The task's deadlines as the case record shows them (before / after a change)."""
+        first = self.first_contact_by
         return {
             "accept_by": self.accept_by.isoformat(),
-            "first_contact_by": self.first_contact_by.isoformat(),
+            "first_contact_by": first.isoformat() if first else None,
             "resolve_by": self.resolve_by.isoformat(),
         }
 
@@ -85,9 +93,17 @@ class CaseRec:
     last_seq: int = 0
     supervised: bool = False
     returns: int = 0
+    #: when a task was first due after the municipal due time (it had passed): missed
+    municipal_missed_at: datetime | None = None
+    #: when it was parked (挂账), while it is
+    parked_at: datetime | None = None
     tasks: list[TaskRec] = field(default_factory=list)
     #: the (unit, state) this case is counted under in case_counts, as last persisted
     counted: tuple[str, str] | None = None
+
+    def first_contact_owed(self, role: TaskRole) -> bool:
+        """先行联系 is owed on a 12345 case's lead task, when the caller wants a call-back."""
+        return role is TaskRole.LEAD and self.source == "hotline12345" and self.caller_callback
 
     def task(self, task_id: str) -> TaskRec | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
@@ -207,3 +223,71 @@ class Changes:
         self.cases[case.case_no] = case
         for t in tasks:
             self.tasks[t.task_id] = t
+
+    def savepoint(self, *cases: CaseRec) -> Savepoint:
+        """A point to return to: every field of the change set, and the `cases` a decision
+        may change (with their tasks). Costs O(the cases' tasks), not O(the batch): inside a
+        savepoint lists only grow, and maps only gain keys or change those of `cases`."""
+        keys = {c.case_no for c in cases} | {t.task_id for c in cases for t in c.tasks}
+        marks: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                marks[f.name] = len(value)
+            elif isinstance(value, dict):
+                marks[f.name] = (len(value), {k: value[k] for k in keys if k in value})
+            else:
+                marks[f.name] = value
+        return Savepoint(marks, [_RecordState.of(c) for c in cases])
+
+    def rollback(self, sp: Savepoint) -> None:
+        """Undo everything decided since `sp`: the change set's fields, and the cases and
+        tasks restored in place (every reference to them stays valid)."""
+        for name, mark in sp.marks.items():
+            value = getattr(self, name)
+            if isinstance(value, list):
+                assert isinstance(mark, int)
+                del value[mark:]
+            elif isinstance(value, dict):
+                assert isinstance(mark, tuple)
+                size, entries = mark
+                for key in list(value)[size:]:
+                    del value[key]
+                value.update(entries)
+            else:
+                setattr(self, name, mark)
+        for state in sp.records:
+            state.restore()
+
+
+@dataclass(frozen=True, slots=True)
+class _RecordState:
+    """A case's fields and its tasks' fields, as they were."""
+
+    case: CaseRec
+    values: dict[str, Any]
+    tasks: list[tuple[TaskRec, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, case: CaseRec) -> _RecordState:
+        return cls(case, _values(case), [(t, _values(t)) for t in case.tasks])
+
+    def restore(self) -> None:
+        for name, value in self.values.items():
+            setattr(self.case, name, value)
+        self.case.tasks = [t for t, _ in self.tasks]
+        for task, values in self.tasks:
+            for name, value in values.items():
+                setattr(task, name, value)
+
+
+def _values(rec: CaseRec | TaskRec) -> dict[str, Any]:
+    return {f.name: getattr(rec, f.name) for f in fields(rec) if f.name != "tasks"}
+
+
+@dataclass(frozen=True, slots=True)
+class Savepoint:
+    """What `Changes.savepoint` took: list lengths and map copies by field, and records."""
+
+    marks: dict[str, object]
+    records: list[_RecordState]

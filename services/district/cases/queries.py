@@ -55,6 +55,8 @@ CASES = Table(
         "last_seq": "int4",
         "supervised": "bool",
         "returns": "int4",
+        "municipal_missed_at": _TS,
+        "parked_at": _TS,
     },
     "cases_row",
 )
@@ -71,6 +73,8 @@ MUTABLE_CASE = (
     "last_seq",
     "supervised",
     "returns",
+    "municipal_missed_at",
+    "parked_at",
 )
 TASKS = Table(
     "tasks",
@@ -89,6 +93,7 @@ TASKS = Table(
         "contacted_at": _TS,
         "resolved_at": _TS,
         "summary": "text",
+        "clock_start": _TS,
     },
     "tasks_row",
 )
@@ -101,6 +106,7 @@ MUTABLE_TASK = (
     "contacted_at",
     "resolved_at",
     "summary",
+    "clock_start",
 )
 EVENTS = Table(
     "case_events",

@@ -37,10 +37,10 @@ def alarms(
     natural = is_natural(urgency)
     out = []
     for stage, (deadline_attr, done) in STAGES.items():
-        if done(task) is not None:
+        deadline: datetime | None = getattr(task, deadline_attr)
+        if done(task) is not None or deadline is None:  # done, or not owed
             continue
-        deadline: datetime = getattr(task, deadline_attr)
-        warn = warn_at(task.dispatched_at, deadline, calendar, natural, warn_fraction)
+        warn = warn_at(task.started, deadline, calendar, natural, warn_fraction)
         out += [Alarm(stage, "warn", warn), Alarm(stage, "overdue", deadline)]
     return sorted(out, key=lambda a: a.at)
 
@@ -50,12 +50,14 @@ def first_alarm(
 ) -> datetime | None:
     """When the task's first alarm falls, computed once: warnings fall in deadline order (all
     stages start at dispatch), so it is the warning of the earliest unfinished deadline."""
-    open_deadlines = [getattr(task, attr) for attr, done in STAGES.values() if done(task) is None]
+    open_deadlines = [
+        getattr(task, attr)
+        for attr, done in STAGES.values()
+        if done(task) is None and getattr(task, attr) is not None
+    ]
     if not open_deadlines:
         return None
-    return warn_at(
-        task.dispatched_at, min(open_deadlines), calendar, is_natural(urgency), warn_fraction
-    )
+    return warn_at(task.started, min(open_deadlines), calendar, is_natural(urgency), warn_fraction)
 
 
 def due(

@@ -179,7 +179,7 @@ def _by_urgency(
 @dataclass(frozen=True)
 class Deadlines:
     accept_by: datetime
-    first_contact_by: datetime
+    first_contact_by: datetime | None  # None: no first contact is owed
     resolve_by: datetime
 
 
@@ -215,13 +215,16 @@ def compute_deadlines(
     policy: DeadlinePolicy,
     reopened: bool = False,
     supervised: bool = False,
+    first_contact_owed: bool = True,
 ) -> Deadlines:
     """Stage deadlines for a case dispatched at `dispatched_at`.
 
     12345 orders (request_type given) resolve by the request-type rule, grid reports by the
     category SLA (policy.grid_default when none); reopened and supervised cases by their own
-    rule. Resolution is never due before acceptance, first contact never after resolution,
-    and an earlier `municipal_due` caps all three.
+    rule. First contact only where `first_contact_owed` (else None). Resolution is never due
+    before acceptance, first contact never after resolution,
+    and an earlier `municipal_due` caps all three while it lies ahead: once it has passed, the
+    task gets the policy's deadlines (a task is never due before it is dispatched).
     """
     natural = is_natural(urgency)
     start = calendar.to_local(dispatched_at)
@@ -230,10 +233,11 @@ def compute_deadlines(
     resolve_rule = _resolve_duration(policy, request_type, category_sla, reopened, supervised)
     resolve = max(resolve_rule.after(start, calendar, natural), accept)
     first = min(first, resolve)
-    if municipal_due is not None:
+    if municipal_due is not None and municipal_due > dispatched_at:
         due = calendar.to_local(municipal_due)
         accept, first, resolve = min(accept, due), min(first, due), min(resolve, due)
-    return Deadlines(accept_by=accept, first_contact_by=first, resolve_by=resolve)
+    owed = first if first_contact_owed else None
+    return Deadlines(accept_by=accept, first_contact_by=owed, resolve_by=resolve)
 
 
 def warn_at(

@@ -8,19 +8,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from services.common import outbox
 from services.common.clock import Clock
 from services.district.cases import queries
+from services.district.cases.lifecycle import TaskState
 from services.district.cases.model import CaseRec, Changes
 from services.district.cases.store import committed
 from services.district.deadlines.alarms import alarms, due
 from services.district.decisions import Decisions
 
 log = logging.getLogger(__name__)
+#: how long a parked task's timer row sleeps before it looks again (unparking re-arms it)
+PARKED_WAIT = timedelta(days=30)
 
 CLAIM = """
 SELECT task_id, case_no, done FROM task_timers
@@ -83,6 +86,10 @@ class TimerWorker:
     ) -> None:
         """The task's alarms due now, and when its next one falls (or that it has none)."""
         task, ctx, ch = case.task(task_id), self.decisions.ctx, done.changes
+        if task is not None and task.state is TaskState.PARKED:
+            # the clock stopped: the row (and the alarms it fired) waits for unparking
+            done.later.append((task_id, now + PARKED_WAIT, fired))
+            return
         if task is None or not task.active:
             done.finished.append(task_id)
             return

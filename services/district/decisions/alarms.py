@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from contracts.tasks import TaskKind, TaskReason
+from services.district.cases import messages
 from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES, Alarm
@@ -25,6 +27,10 @@ class Alarms:
             data = {"task_id": task.task_id, "stage": alarm.stage, "deadline": deadline.isoformat()}
             self.log.transition(
                 case, Event.DEADLINE_WARNING, now, "timer", ch, unit_code=task.unit_code, data=data
+            )
+            note = f"{alarm.stage}: 80% elapsed, due {deadline.isoformat()}"
+            ch.outbox.append(
+                messages.task_message(case, task, TaskKind.URGED, note, reason=TaskReason.WARNING)
             )
             return
         reason = f"{alarm.stage} overdue ({deadline.isoformat()})"

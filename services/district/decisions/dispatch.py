@@ -47,7 +47,7 @@ class Dispatch:
         actor: str = "routing",
     ) -> TaskRec:
         """A new task for `unit`, with its deadlines and alarms, and its message to the unit."""
-        d = self._deadlines(case, now, reopened)
+        d = self._deadlines(case, now, reopened, case.first_contact_owed(role))
         task = TaskRec(
             task_id=f"{case.case_no}-T{len(case.tasks) + 1}",
             case_no=case.case_no,
@@ -80,12 +80,13 @@ class Dispatch:
             )
         else:
             self.log.record(case, "co_dispatched", now, actor, ch, unit, data, (task,))
+        self.log.municipal_missed(case, now, ch)
         ch.outbox.append(messages.task_message(case, task, TaskKind.ASSIGNED, reason, origin_ms))
         m = self.ctx.metrics
         self.log.after(ch, lambda: m.tasks_dispatched.labels(unit, role).inc())
         return task
 
-    def _deadlines(self, case: CaseRec, now: datetime, reopened: bool) -> Deadlines:
+    def _deadlines(self, case: CaseRec, now: datetime, reopened: bool, owed: bool) -> Deadlines:
         cat = self.ctx.ref.categories[case.category_code]
         return compute_deadlines(
             dispatched_at=now,
@@ -96,6 +97,7 @@ class Dispatch:
             calendar=self.ctx.calendar,
             policy=self.ctx.policy,
             reopened=reopened,
+            first_contact_owed=owed,
         )
 
     def to_unit(

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import FeedbackAction, TaskFeedback, TaskRole
+from contracts.tasks import FeedbackAction, TaskFeedback, TaskKind, TaskReason, TaskRole
+from services.district.cases import messages
 from services.district.cases.lifecycle import Event, TaskState
 from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
 from services.district.decisions.context import Context, Refused
@@ -121,6 +122,7 @@ class UnitFeedback:
         task.state = TaskState.RETURNED
         case.returns += 1
         self._unit_event(case, task, Event.RETURNED, fb, at, ch, {"reason": fb.reason.value})
+        self._acknowledge(case, task, TaskReason.RETURNED, "退单已收到", ch)
         if task.role == TaskRole.CO:
             return
         target, why = redispatch_target(case, task.unit_code, fb.reason.value, self.ctx.ref)
@@ -135,6 +137,14 @@ class UnitFeedback:
         task.state = TaskState.RETURNED
         data = {"co_units": list(fb.co_units)}
         self._unit_event(case, task, Event.ESCALATED, fb, at, ch, data)
+        self._acknowledge(case, task, TaskReason.ESCALATED, "上报已收到，由区城运中心处理", ch)
+
+    @staticmethod
+    def _acknowledge(
+        case: CaseRec, task: TaskRec, reason: TaskReason, note: str, ch: Changes
+    ) -> None:
+        """The district has taken the unit's return or escalation: `withdrawn` tells it so."""
+        ch.outbox.append(messages.task_message(case, task, TaskKind.WITHDRAWN, note, reason=reason))
 
     def _request_extension(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import TaskKind
+from contracts.tasks import TaskKind, TaskReason
 from services.district.cases import messages
 from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
 from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
@@ -101,18 +101,38 @@ class CaseLog:
         """Reply upstream in the name of the district's centre."""
         self.reply(case, event, kind, self.ctx.ref.center.unit_code, text, ch)
 
-    def tell_units(self, case: CaseRec, kind: TaskKind, note: str, ch: Changes) -> None:
+    def tell_units(
+        self,
+        case: CaseRec,
+        kind: TaskKind,
+        note: str,
+        ch: Changes,
+        reason: TaskReason | None = None,
+    ) -> None:
         """Send every active task a message; withdrawing also closes the tasks."""
         for task in case.active_tasks():
             if kind is TaskKind.WITHDRAWN:
                 task.state = TaskState.WITHDRAWN
                 ch.touch(case, task)
-            ch.outbox.append(messages.task_message(case, task, kind, note))
+            ch.outbox.append(messages.task_message(case, task, kind, note, reason=reason))
 
     def arm(self, case: CaseRec, task: TaskRec, ch: Changes) -> None:
         """(Re)compute when the task's next warning or deadline falls."""
         first = first_alarm(task, case.urgency, self.ctx.calendar, self.ctx.policy.warn_fraction)
         ch.timers[task.task_id] = (task, first)
+
+    def municipal_missed(self, case: CaseRec, now: datetime, ch: Changes) -> None:
+        """A task is due after the municipal due time, which has passed: the case records,
+        once, that it missed it (the task keeps the policy's own deadlines)."""
+        due = case.municipal_due
+        if due is None or due > now or case.municipal_missed_at is not None:
+            return
+        case.municipal_missed_at = now
+        unit = case.handling_unit() or "none"
+        data = {"municipal_due": due.isoformat()}
+        self.record(case, "municipal_due_missed", now, "deadlines", ch, case.handling_unit(), data)
+        m = self.ctx.metrics
+        self.after(ch, lambda: m.municipal_missed.labels(unit).inc())
 
     @staticmethod
     def after(ch: Changes, fn: Callable[[], None]) -> None:

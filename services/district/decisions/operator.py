@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import TaskKind, TaskRole
+from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
 from services.district.cases.lifecycle import CaseState, Event, TaskState
 from services.district.cases.model import CaseRec, Changes, TaskRec
+from services.district.deadlines.alarms import STAGES
+from services.district.deadlines.pause import resumed_deadline, resumed_start
 from services.district.deadlines.policy import is_natural
 from services.district.decisions.context import Context, Forbidden, Refused
 from services.district.decisions.dispatch import Dispatch
@@ -118,7 +120,10 @@ class Operator:
             self.log.arm(case, lead, ch)
             ch.touch(case, lead)
         self.log.transition(case, Event.SUPERVISED, now, actor, ch, unit_code=unit, data=data)
-        self.log.tell_units(case, TaskKind.URGED, f"督办: {reason}", ch)
+        if "deadlines_after" in data:
+            self.log.municipal_missed(case, now, ch)
+        why = TaskReason.OVERDUE if stage else TaskReason.SUPERVISION
+        self.log.tell_units(case, TaskKind.URGED, f"督办: {reason}", ch, why)
         m = self.ctx.metrics
         self.log.after(ch, lambda: m.supervisions.labels(unit or "none", mode).inc())
 
@@ -142,7 +147,9 @@ class Operator:
         )
 
     def park(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
-        """挂账: approved as not solvable now; its tasks leave the overdue counts."""
+        """挂账: approved as not solvable now; its tasks' clocks stop and they leave the overdue
+        counts."""
+        case.parked_at = now
         for task in case.active_tasks():
             task.state = TaskState.PARKED
             self.log.arm(case, task, ch)
@@ -151,11 +158,18 @@ class Operator:
         self.log.transition(case, Event.PARKED, now, actor, ch, unit_code=unit, data=data)
 
     def unpark(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
-        """The parked case resumes where its work stood."""
+        """The parked case resumes where its work stood, each task with the time it had left."""
+        data: dict[str, object] = {"reason": reason}
         for task in [t for t in case.tasks if t.state == TaskState.PARKED]:
+            before = task.deadlines()
             task.state = task.resume_state()
+            self._resume_clock(case, task, now)
+            if task.role is TaskRole.LEAD:
+                data.update(deadlines_before=before, deadlines_after=task.deadlines())
+                case.resolve_by = task.resolve_by
             self.log.arm(case, task, ch)
             ch.touch(case, task)
+        case.parked_at = None
         lead = case.lead()
         target = CaseState.TRIAGE if lead is None else _RESUMED[lead.state]
         self.log.transition(
@@ -166,8 +180,24 @@ class Operator:
             ch,
             target=target,
             unit_code=lead.unit_code if lead else None,
-            data={"reason": reason},
+            data=data,
         )
+        for task in case.active_tasks():
+            ch.outbox.append(
+                messages.task_message(case, task, TaskKind.UPDATED, f"恢复办理: {reason}")
+            )
+
+    def _resume_clock(self, case: CaseRec, task: TaskRec, now: datetime) -> None:
+        """Every unfinished stage resumes with the time it had left when the case was parked."""
+        parked_at = case.parked_at
+        if parked_at is None:  # parked before parking kept its time: resumes as it was
+            return
+        cal, natural = self.ctx.calendar, is_natural(case.urgency)
+        for attr, done in STAGES.values():
+            deadline = getattr(task, attr)
+            if deadline is not None and done(task) is None:
+                setattr(task, attr, resumed_deadline(deadline, parked_at, now, cal, natural))
+        task.clock_start = resumed_start(task.started, parked_at, now, cal, natural)
 
     def reject(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
         """Return the order upstream (退回): not for the district to handle."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.hotline import Feedback, OrderAction, WorkOrder
-from contracts.tasks import TaskKind
+from contracts.tasks import TaskKind, TaskReason
 from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes
 from services.district.decisions.context import Context, Refused
@@ -44,7 +44,8 @@ class Upstream:
         unit = lead.unit_code if lead else None
         self.log.transition(case, event, now, "hotline12345", ch, data=data, unit_code=unit)
         kind = _TASK_KINDS.get(event, TaskKind.UPDATED)
-        self.log.tell_units(case, kind, order.note or "", ch)
+        why = TaskReason.UPSTREAM if event is Event.URGED else None
+        self.log.tell_units(case, kind, order.note or "", ch, why)
         return True
 
     def followup(self, case: CaseRec, fb: Feedback, now: datetime, ch: Changes) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -236,20 +235,18 @@ class Intake(BatchHandler):
     def _apply(
         self, batch: WorkingSet, record: Record, cmd: Command, now: datetime, numbers: Iterator[int]
     ) -> None:
+        """Decide one command; refused or parked, it leaves nothing but that outcome."""
         ch = batch.changes
-        mark = (len(ch.events), len(ch.outbox), len(ch.after_commit), len(ch.new_cases))
-        joined = len(ch.reporters)
         case = batch.find(cmd.case_lookup())
-        saved = copy.deepcopy(case) if case is not None else None
+        sp = ch.savepoint(*([case] if case is not None else []))
         try:
             outcome = self._decide(batch, cmd, case, now, numbers)
         except (Refused, IllegalTransition) as exc:
-            self._rollback(batch, mark, case, saved)
+            ch.rollback(sp)
             self._dead(batch, record, "refused", str(exc), "refused")
             return
         except _Unknown:
-            self._rollback(batch, mark, case, saved)
-            del ch.reporters[joined:]
+            ch.rollback(sp)
             self._park(batch, record, cmd, now)
             return
         batch.outcomes.append((cmd.feed, outcome))
@@ -304,24 +301,6 @@ class Intake(BatchHandler):
 
     def _case_no(self, n: int, now: datetime) -> str:
         return case_number(self.district_code, n, now)
-
-    @staticmethod
-    def _rollback(
-        batch: WorkingSet,
-        mark: tuple[int, int, int, int],
-        case: CaseRec | None,
-        saved: CaseRec | None,
-    ) -> None:
-        ch = batch.changes
-        del ch.events[mark[0] :], ch.outbox[mark[1] :], ch.after_commit[mark[2] :]
-        del ch.new_cases[mark[3] :]
-        if case is not None and saved is not None:
-            batch.add(saved)
-            if case.case_no in ch.cases:
-                ch.cases[case.case_no] = saved
-            for t in saved.tasks:
-                if t.task_id in ch.tasks:
-                    ch.tasks[t.task_id] = t
 
     def _dead(
         self, batch: WorkingSet, record: Record, kind: str, detail: str, outcome: str

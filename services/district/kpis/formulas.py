@@ -21,6 +21,7 @@ class Counts:
     closed_on_time: int = 0
     open_overdue: int = 0
     extended: int = 0  # of the cases due to close, those whose deadline was extended
+    municipal_missed: int = 0  # of the cases due to close, those that missed the 12345 due time
     # follow-ups (回访) in the period; an unreachable citizen is not a follow-up
     followed_up: int = 0
     rated_resolved: int = 0

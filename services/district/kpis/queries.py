@@ -91,17 +91,21 @@ SELECT key,
        count(*) FILTER (WHERE closed) AS closed,
        count(*) FILTER (WHERE closed AND on_time) AS closed_on_time,
        count(*) FILTER (WHERE NOT closed) AS open_overdue,
-       count(*) FILTER (WHERE extended) AS extended
+       count(*) FILTER (WHERE extended) AS extended,
+       count(*) FILTER (WHERE municipal_missed) AS municipal_missed
 FROM (
     SELECT {{key}} AS key, c.closed, coalesce(c.closed_on_time, false) AS on_time,
+           c.municipal_missed_at IS NOT NULL AS municipal_missed,
            EXISTS (SELECT 1 FROM case_events x
                     WHERE x.case_no = c.case_no AND x.type = '{EXTENSION_EVENT}') AS extended
     FROM (
-        SELECT case_no, street_code, category_code, source, closed_on_time, true AS closed
+        SELECT case_no, street_code, category_code, source, closed_on_time, municipal_missed_at,
+               true AS closed
           FROM cases
          WHERE district_code = $1 AND state = {_CLOSED} AND closed_at >= $2 AND closed_at < $3
         UNION ALL
-        SELECT case_no, street_code, category_code, source, closed_on_time, false
+        SELECT case_no, street_code, category_code, source, closed_on_time, municipal_missed_at,
+               false
           FROM cases
          WHERE district_code = $1 AND resolve_by >= $2 AND resolve_by < least($3, $4)
            AND state NOT IN ({_NOT_ACCOUNTABLE_SQL}) AND (state <> {_CLOSED} OR closed_at >= $3)
@@ -127,7 +131,8 @@ SELECT key,
 FROM (
     SELECT {{key}} AS key, t.state, t.accept_by, t.first_contact_by, t.contacted_at,
            coalesce(t.accepted_at, t.resolved_at) AS signed_at,
-           t.role = {_LEAD} AND c.source = 'hotline12345' AND c.caller_callback
+           t.first_contact_by IS NOT NULL
+               AND t.role = {_LEAD} AND c.source = 'hotline12345' AND c.caller_callback
                AND (t.contacted_at IS NOT NULL OR t.state NOT IN ({_HANDED_BACK}))
                AS needs_contact,
            EXISTS (SELECT 1 FROM case_events x

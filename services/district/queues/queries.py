@@ -47,6 +47,15 @@ def _overdue(now: str) -> str:
 """
 
 
+#: $1 district, $2 one unit or NULL, $3 the terminal states: open cases that missed the
+#: municipal due time (index cases_municipal_missed), by the unit holding them
+MUNICIPAL_MISSED = """
+SELECT count(*) FROM cases c
+ WHERE c.district_code = $1 AND c.municipal_missed_at IS NOT NULL AND c.state <> ALL($3::text[])
+   AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM tasks t WHERE t.case_no = c.case_no
+                                       AND t.unit_code = $2))
+"""
+
 #: $1 district, $2 now, $3 one unit or NULL
 OVERDUE = f"""
 SELECT unit_code, stage, n FROM ({_overdue("$2")}) o WHERE $3::text IS NULL OR unit_code = $3
@@ -164,7 +173,14 @@ async def queues(
         r for r in await cache.rows(conn, district, now) if unit is None or r["unit_code"] == unit
     ]
     waiting = sum(r["n"] for r in open_rows if r["state"] in AT_DISTRICT)
-    return {"open": open_rows, "overdue": overdue, "waiting_for_triage": waiting, "as_of": now}
+    missed = await conn.fetchval(MUNICIPAL_MISSED, district, unit, sorted(TERMINAL))
+    return {
+        "open": open_rows,
+        "overdue": overdue,
+        "waiting_for_triage": waiting,
+        "municipal_due_missed": missed,
+        "as_of": now,
+    }
 
 
 async def unit_held(conn: asyncpg.Connection, district: str, case_no: str, unit: str) -> bool:
