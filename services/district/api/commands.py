@@ -32,6 +32,7 @@ from services.district.api.models import (
 from services.district.cases.model import CaseRec, Changes, case_number
 from services.district.cases.store import Duplicate
 from services.district.decisions import Decisions
+from services.district.decisions.context import Refused
 from services.district.keys import CLOCK, DECISIONS, SETTINGS, STORE
 
 routes = web.RouteTableDef()
@@ -123,6 +124,8 @@ async def split_report(request: web.Request) -> web.Response:
     district = request.app[SETTINGS].district_code
 
     def decide(case: CaseRec, row: dict[str, Any], serial: int, ch: Changes) -> CaseRec:
+        if "merged_case" in row["message"]:
+            raise Refused(f"{body.source_ref} came with case {row['message']['merged_case']}")
         model = WorkOrder if row["source"] == "hotline12345" else Report
         report = model.model_validate(row["message"])
         new_no = case_number(district, serial, now)

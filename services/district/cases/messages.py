@@ -78,9 +78,10 @@ def reply_message(
     order_no: str | None = None,
 ) -> OutMessage:
     """A reply to the case's order, or to `order_no` (a duplicate order merged into it)."""
+    own = order_no is None or order_no == case.source_ref
     order_no = order_no or case.source_ref
     msg = Reply(
-        reply_id=f"{case.case_no}:{event.seq}:{kind}",
+        reply_id=f"{case.case_no}:{event.seq}:{kind}" + ("" if own else f":{order_no}"),
         order_no=order_no,
         case_no=case.case_no,
         kind=kind,

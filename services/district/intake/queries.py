@@ -63,6 +63,18 @@ async def reporter_cases(
     return {(r["source"], r["source_ref"]): r["case_no"] for r in rows}
 
 
+async def merged_orders(conn: asyncpg.Connection, case_nos: Sequence[str]) -> list[tuple[str, str]]:
+    """(case number, order number) of the 12345 orders merged into these cases (并案), in the
+    order they joined."""
+    rows = await conn.fetch(
+        "SELECT case_no, source_ref FROM case_reporters"
+        " WHERE case_no = ANY($1::text[]) AND source = $2 ORDER BY joined_at, source_ref",
+        list(case_nos),
+        "hotline12345",
+    )
+    return [(r["case_no"], r["source_ref"]) for r in rows]
+
+
 async def nearby_open_cases(
     conn: asyncpg.Connection,
     district_code: str,
@@ -214,4 +226,15 @@ def delete_reporters(batch: Batch, refs: Sequence[tuple[str, str]]) -> str:
     return (
         "DELETE FROM case_reporters WHERE (source, source_ref) IN"
         f" (SELECT * FROM unnest(${start + 1}::text[], ${start + 2}::text[]))"
+    )
+
+
+def move_reporters(batch: Batch, moves: Sequence[tuple[str, str]]) -> str:
+    """The statement part that moves a merged case's reporters to the case it joined."""
+    start = len(batch.args)
+    batch.args.extend([[a for a, _ in moves], [b for _, b in moves]])
+    return (
+        "UPDATE case_reporters r SET case_no = m.joined FROM"
+        f" unnest(${start + 1}::text[], ${start + 2}::text[]) AS m(gone, joined)"
+        " WHERE r.case_no = m.gone"
     )
