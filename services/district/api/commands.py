@@ -12,8 +12,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from contracts.hotline import WorkOrder
-from contracts.roadchief import Report
 from services.common import params
 from services.common.auth import Role, principal, problem, require
 from services.district.api.cases import case_response
@@ -32,7 +30,6 @@ from services.district.api.models import (
 from services.district.cases.model import CaseRec, Changes, case_number
 from services.district.cases.store import Duplicate
 from services.district.decisions import Decisions
-from services.district.decisions.context import Refused
 from services.district.keys import CLOCK, DECISIONS, SETTINGS, STORE
 
 routes = web.RouteTableDef()
@@ -124,10 +121,7 @@ async def split_report(request: web.Request) -> web.Response:
     district = request.app[SETTINGS].district_code
 
     def decide(case: CaseRec, row: dict[str, Any], serial: int, ch: Changes) -> CaseRec:
-        if "merged_case" in row["message"]:
-            raise Refused(f"{body.source_ref} came with case {row['message']['merged_case']}")
-        model = WorkOrder if row["source"] == "hotline12345" else Report
-        report = model.model_validate(row["message"])
+        report = decisions.merging.kept_report(row)
         new_no = case_number(district, serial, now)
         return decisions.merging.split(case, report, new_no, body.actor, body.reason, now, ch)
 

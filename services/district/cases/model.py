@@ -155,7 +155,9 @@ class ReporterRec:
 
 @dataclass(slots=True)
 class ParkedRec:
-    """An inbound record about a case not yet seen, waiting for it (original bytes kept)."""
+    """An inbound record about a case not yet seen, waiting for it (original bytes kept: with
+    every phone number masked in `value` and the original sealed in `value_sealed` when it
+    holds one)."""
 
     district_code: str
     lookup: str
@@ -166,6 +168,7 @@ class ParkedRec:
     value: bytes
     timestamp_ms: int | None
     received_at: datetime
+    value_sealed: bytes | None = None
 
 
 def lookup_key(lookup: tuple[str, str] | str) -> str:

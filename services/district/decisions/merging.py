@@ -4,6 +4,7 @@ splits a report out again. Pure. (Which open case a report duplicates: `intake.d
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from contracts.common import mask_phone
 from contracts.hotline import ReplyKind, WorkOrder
@@ -64,8 +65,12 @@ class Merging:
             )
 
     def _reporter(self, case: CaseRec, m: WorkOrder | Report, now: datetime) -> ReporterRec:
+        """The joined report as kept: its phone sealed beside it, masked in the message."""
         source, ref = source_of(m)
         phone = m.caller.phone if isinstance(m, WorkOrder) else None
+        message = m.model_dump(mode="json", by_alias=True)
+        if phone:
+            message["caller"]["phone"] = mask_phone(phone)
         return ReporterRec(
             case.case_no,
             source,
@@ -73,8 +78,20 @@ class Merging:
             mask_phone(phone) if phone else None,
             self.ctx.vault.seal(phone) if phone else None,
             now,
-            m.model_dump(mode="json", by_alias=True),
+            message,
         )
+
+    def kept_report(self, row: dict[str, Any]) -> WorkOrder | Report:
+        """A joined report as it came, its phone unsealed (`row`: its `case_reporters` row)."""
+        message, sealed = row["message"], row.get("caller_phone_sealed")
+        if "merged_case" in message:
+            raise Refused(f"{row['source_ref']} came with case {message['merged_case']}")
+        if row["source"] != "hotline12345":
+            return Report.model_validate(message)
+        if sealed is not None:
+            caller = {**message["caller"], "phone": self.ctx.vault.open(bytes(sealed))}
+            message = {**message, "caller": caller}
+        return WorkOrder.model_validate(message)
 
     def split(
         self,

@@ -11,6 +11,7 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord
 
 from services.common.consumer import Record
+from services.common.crypto import PhoneVault, redact
 from services.common.sql import Batch, Table
 from services.district.cases.model import ParkedRec
 from services.district.intake.duplicates import JOINABLE, Probe, cells
@@ -41,6 +42,7 @@ PARKED = Table(
         "value": "bytea",
         "timestamp_ms": "int8",
         "received_at": "timestamptz",
+        "value_sealed": "bytea",
     },
     "parked_messages_row",
 )
@@ -117,7 +119,7 @@ async def nearby_open_cases(
 
 
 async def parked_for(
-    conn: asyncpg.Connection, lookups: Sequence[str]
+    conn: asyncpg.Connection, lookups: Sequence[str], vault: PhoneVault
 ) -> dict[str, list[tuple[int, Record]]]:
     """Messages waiting for these cases, locked, in the order they arrived."""
     if not lookups:
@@ -128,12 +130,12 @@ async def parked_for(
     )
     out: dict[str, list[tuple[int, Record]]] = {}
     for r in rows:
-        out.setdefault(r["lookup"], []).append((r["id"], as_record(r)))
+        out.setdefault(r["lookup"], []).append((r["id"], as_record(r, vault)))
     return out
 
 
 async def orphans(
-    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
+    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int, vault: PhoneVault
 ) -> list[tuple[int, Record]]:
     """Parked messages (received before `before`) whose case exists after all, by number, by
     reference or as a merged report; locked (SKIP LOCKED), in the order they arrived."""
@@ -151,11 +153,11 @@ async def orphans(
         before,
         limit,
     )
-    return [(r["id"], as_record(r)) for r in rows]
+    return [(r["id"], as_record(r, vault)) for r in rows]
 
 
 async def take_expired(
-    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
+    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int, vault: PhoneVault
 ) -> list[Record]:
     """Delete and return parked messages received before `before` that no one holds."""
     rows = await conn.fetch(
@@ -166,14 +168,15 @@ async def take_expired(
         before,
         limit,
     )
-    return [as_record(r) for r in sorted(rows, key=lambda r: r["id"])]
+    return [as_record(r, vault) for r in sorted(rows, key=lambda r: r["id"])]
 
 
 async def reporter(
     conn: asyncpg.Connection, case_no: str, source_ref: str
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT source, source_ref, message::text AS message FROM case_reporters"
+        "SELECT source, source_ref, caller_phone_sealed, message::text AS message"
+        " FROM case_reporters"
         " WHERE case_no = $1 AND source_ref = $2",
         case_no,
         source_ref,
@@ -183,8 +186,11 @@ async def reporter(
     return {**dict(row), "message": json.loads(row["message"])}
 
 
-def as_record(r: asyncpg.Record) -> Record:
-    value, key = bytes(r["value"]), None if r["key"] is None else bytes(r["key"])
+def as_record(r: asyncpg.Record, vault: PhoneVault) -> Record:
+    """The parked message as it came (its original unsealed when it was kept sealed)."""
+    sealed = r["value_sealed"]
+    value = bytes(r["value"]) if sealed is None else vault.open_bytes(bytes(sealed))
+    key = None if r["key"] is None else bytes(r["key"])
     return ConsumerRecord[bytes, bytes](
         r["topic"],
         r["kafka_partition"],
@@ -201,8 +207,10 @@ def as_record(r: asyncpg.Record) -> Record:
 
 
 def park_record(
-    district_code: str, lookup: str, record: Record, received_at: datetime
+    district_code: str, lookup: str, record: Record, received_at: datetime, vault: PhoneVault
 ) -> ParkedRec:
+    """The record kept until its case opens; a phone number in it kept sealed, masked in clear."""
+    value, sealed = redact(record.value or b"", vault)
     return ParkedRec(
         district_code,
         lookup,
@@ -210,9 +218,10 @@ def park_record(
         record.partition,
         record.offset,
         record.key,
-        record.value or b"",
+        value,
         record.timestamp,
         received_at,
+        sealed,
     )
 
 
