@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts import topics
+from contracts.common import ANONYMOUS
 from contracts.events import CaseEvent
 from contracts.hotline import Reply, ReplyKind
 from contracts.tasks import (
@@ -24,7 +25,7 @@ def snapshot(case: CaseRec) -> CaseSnapshot:
     caller = None
     if case.caller_name is not None:
         caller = MaskedCaller(
-            name="匿名" if case.caller_anonymous else case.caller_name,
+            name=ANONYMOUS if case.caller_anonymous else case.caller_name,
             phone_masked=case.caller_phone_masked or "",
             anonymous=case.caller_anonymous,
             callback=case.caller_callback,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from contracts.common import mask_phone
+from contracts.common import ANONYMOUS, mask_phone
 from contracts.hotline import ReplyKind, WorkOrder
 from contracts.roadchief import Report
 from contracts.tasks import TaskKind
@@ -71,6 +71,8 @@ class Merging:
         message = m.model_dump(mode="json", by_alias=True)
         if phone:
             message["caller"]["phone"] = mask_phone(phone)
+        if isinstance(m, WorkOrder) and m.caller.anonymous:
+            message["caller"]["name"] = ANONYMOUS
         return ReporterRec(
             case.case_no,
             source,
