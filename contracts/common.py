@@ -61,6 +61,10 @@ class Actor(Message):
     name: ShortText = ""
 
 
+#: how an anonymous caller is named everywhere (their name is never kept)
+ANONYMOUS = "匿名"
+
+
 def mask_phone(phone: str) -> str:
     """`13800001234` -> `138****1234`; short numbers keep only their last two digits."""
     digits = "".join(_PHONE_DIGITS.findall(phone))

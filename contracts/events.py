@@ -44,6 +44,18 @@ class DeadLetter(Message):
     partition: int
     offset: int
     key: str | None = Field(description="base64 of the original key bytes")
-    value: str | None = Field(description="base64 of the original value bytes")
+    value: str | None = Field(
+        description="base64 of the original value bytes; when `redacted`, of the original with"
+        " every phone number masked"
+    )
     error: DeadLetterError
     at: datetime
+    redacted: bool = Field(
+        default=False, description="the original held a phone number: `value` has it masked"
+    )
+    value_sealed: str | None = Field(
+        default=None,
+        description="when `redacted`: base64 of the original bytes sealed with the phone key"
+        " (AES-GCM; the first byte is the key id), for an operator holding the key to read and"
+        " replay",
+    )

@@ -16,6 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from contracts import topics
 from contracts.events import DeadLetter, DeadLetterError
 from services.common.config import Settings
+from services.common.crypto import PhoneVault, mask_numbers
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,31 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode()
 
 
-def dead_letter(record: ConsumerRecord[bytes, bytes], kind: str, detail: str) -> DeadLetter:
-    """The dead-letter envelope: where it came from, the original bytes, and why."""
+def dead_letter(
+    record: ConsumerRecord[bytes, bytes],
+    kind: str,
+    detail: str,
+    vault: PhoneVault | None = None,
+) -> DeadLetter:
+    """The dead-letter envelope: where it came from, the original bytes, and why. An original
+    holding a phone number travels masked, and sealed whole with the phone key (`vault`; none:
+    only masked); the reason is masked too (a validation error may quote its input)."""
+    value, sealed = record.value, None
+    if value is not None:
+        masked = mask_numbers(value)
+        if masked != value:
+            sealed = None if vault is None else vault.seal_bytes(value)
+            value = masked
     return DeadLetter(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         key=_b64(record.key),
-        value=_b64(record.value),
-        error=DeadLetterError(kind=kind, detail=detail[:2000]),
+        value=_b64(value),
+        error=DeadLetterError(
+            kind=kind, detail=mask_numbers(detail[:2000].encode()).decode("utf-8", "replace")
+        ),
         at=datetime.now(UTC),
+        redacted=value is not record.value,
+        value_sealed=_b64(sealed),
     )

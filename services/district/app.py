@@ -161,6 +161,7 @@ async def _consumer(app: web.Application) -> AsyncIterator[None]:
         app[PUBLISHER].submit,
         app[CLOCK],
         s.district_code,
+        app[DECISIONS].ctx.vault,
         adopt=lambda: intake.adopt(ADOPT_AFTER),
         max_age=timedelta(days=s.parked_max_days),
     )

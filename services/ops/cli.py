@@ -14,7 +14,7 @@ from pathlib import Path
 from services.common import logs
 from services.common.config import ROOT, Settings
 from services.district.kpis import report as kpi_report
-from services.ops import tokens
+from services.ops import keys, tokens
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("street", help="the reference street platform service")
     kpi_report.add_arguments(sub.add_parser("kpis", help="closed-loop KPIs of a period"))
     tokens.add_arguments(sub.add_parser("token", help="operator API tokens"))
+    keys.add_arguments(sub.add_parser("keys", help="the phone key ring: rotate"))
     args = parser.parse_args(argv)
     settings = Settings()
     logs.setup(args.command, settings.log_level)
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(kpi_report.main(settings, args)))
     elif args.command == "token":
         sys.exit(asyncio.run(tokens.main(settings, args)))
+    elif args.command == "keys":
+        sys.exit(asyncio.run(keys.main(settings, args)))
 
 
 def run_all(settings: Settings) -> int:

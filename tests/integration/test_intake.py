@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import topics
+from services.common.auth import Role
 from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.common.kafka import PARTITIONS
@@ -247,14 +248,12 @@ async def test_the_phone_is_revealed_to_the_holding_unit_only(settings: Settings
             topics.task_topic(BUREAU), lambda m: m["case"]["source_ref"] == SMOKE, "task"
         )
         no, path = task["case_no"], f"/api/v1/cases/{task['case_no']}/reveal-phone"
-        status, body = await district.post(
-            path, {"unit_code": BUREAU, "actor": "op-17", "reason": "回访市民"}
-        )
+        unit = await district.as_role(Role.DEPARTMENT_OPERATOR, BUREAU)
+        status, body = await unit.post(path, {"actor": "op-17", "reason": "回访市民"})
         assert status == 200, body
         assert body == {"case_no": no, "unit_code": BUREAU, "phone": "13800000001"}
-        status, body = await district.post(
-            path, {"unit_code": "310106-JSGL", "actor": "op-9", "reason": "想问问"}
-        )
+        other = await district.as_role(Role.DEPARTMENT_OPERATOR, "310106-JSGL")
+        status, body = await other.post(path, {"actor": "op-9", "reason": "想问问"})
         assert status == 403 and body["error"] == "not_holding", body
         detail = await case(district, no)
         revealed = [e for e in detail["timeline"] if e["type"] == "phone_revealed"]
@@ -263,7 +262,7 @@ async def test_the_phone_is_revealed_to_the_holding_unit_only(settings: Settings
             "actor": "op-17",
             "unit_code": BUREAU,
             "reason": "回访市民",
-            "token_id": district.token_id,  # the credential that asked
+            "token_id": unit.token_id,  # the credential that asked
         }
         assert "13800000001" not in str(detail)
         events = await t.wait_for(

@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from services.common.config import Settings
-from services.district.kpis.queries import CASE_KEYS, DUE_TO_CLOSE, EVENTS, TASKS_DISPATCHED
+from services.district.kpis.queries import (
+    CASE_KEYS,
+    DUE_TO_CLOSE,
+    EVENT_KEYS,
+    EVENTS,
+    TASK_KEYS,
+    TASKS_DISPATCHED,
+)
 
 AS_OF = datetime.fromisoformat("2026-12-04T12:00:00+08:00")
 
@@ -47,22 +54,22 @@ async def test_a_days_kpis_read_only_that_day(settings: Settings) -> None:
     number is the planner's choice: probes, or a hash of a small case table)."""
     day = ("310106", AS_OF - timedelta(days=1), AS_OF)
     reads = {
-        ("cases_closed_at", "cases_resolve_by"): (
-            DUE_TO_CLOSE,
-            (*day, AS_OF),
-        ),
-        ("tasks_dispatched_at",): (TASKS_DISPATCHED, (*day, AS_OF)),
-        ("case_events_kpi",): (EVENTS, day),
+        ("cases_closed_at", "cases_resolve_by"): (DUE_TO_CLOSE, CASE_KEYS, (*day, AS_OF), "$5"),
+        ("tasks_dispatched_at",): (TASKS_DISPATCHED, TASK_KEYS, (*day, AS_OF), "$5"),
+        ("case_events_kpi",): (EVENTS, EVENT_KEYS, day, "$4"),
     }
     conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
     try:
         await conn.execute(HISTORY.replace("$1", f"'{AS_OF.isoformat()}'::timestamptz"))
-        for indexes, (sql, args) in reads.items():
-            for key in ("c.source", CASE_KEYS["unit"]):
-                rows = await conn.fetch("EXPLAIN " + sql.format(key=key), *args)
-                plan = "\n".join(r[0] for r in rows)
-                assert all(index in plan for index in indexes), plan
-                assert "Seq Scan on tasks" not in plan, plan
-                assert "Seq Scan on case_events" not in plan, plan
+        for indexes, (sql, keys, args, scope) in reads.items():
+            # the district's view, and a unit token's (its own unit's rows only)
+            for unit, unit_arg in (("NULL::text", None), (keys["unit"], "310106-JSGL")):
+                for key in ("c.source", CASE_KEYS["unit"]):
+                    text = sql.format(key=key, unit=unit, scope=scope)
+                    rows = await conn.fetch("EXPLAIN " + text, *args, unit_arg)
+                    plan = "\n".join(r[0] for r in rows)
+                    assert all(index in plan for index in indexes), plan
+                    assert "Seq Scan on tasks" not in plan, plan
+                    assert "Seq Scan on case_events" not in plan, plan
     finally:
         await conn.close()

@@ -12,10 +12,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from contracts.hotline import WorkOrder
-from contracts.roadchief import Report
 from services.common import params
-from services.common.auth import Role, principal, problem, require
+from services.common.auth import UNIT_ROLES, Role, principal, problem, require
 from services.district.api.cases import case_response
 from services.district.api.http import answer, answering
 from services.district.api.models import (
@@ -39,8 +37,9 @@ M = TypeVar("M", bound=BaseModel)
 #: who may take the district's decisions (unit operators act through the street desk)
 OPERATORS = frozenset({Role.DISTRICT_OPERATOR, Role.DISTRICT_SUPERVISOR})
 SUPERVISORS = frozenset({Role.DISTRICT_SUPERVISOR})
-#: the roles that may ask for a caller's phone (the auditor only reads the record)
-REVEALERS = frozenset(Role) - {Role.AUDITOR}
+#: the roles that may ask for a caller's phone: a unit for its own tasks, a supervisor with a
+#: reason (an operator or the auditor, never)
+REVEALERS = UNIT_ROLES | SUPERVISORS
 #: every command route: path segment -> (body model, roles allowed); the OpenAPI document's source
 COMMANDS: dict[str, tuple[type[BaseModel], frozenset[Role]]] = {}
 
@@ -123,8 +122,7 @@ async def split_report(request: web.Request) -> web.Response:
     district = request.app[SETTINGS].district_code
 
     def decide(case: CaseRec, row: dict[str, Any], serial: int, ch: Changes) -> CaseRec:
-        model = WorkOrder if row["source"] == "hotline12345" else Report
-        report = model.model_validate(row["message"])
+        report = decisions.merging.kept_report(row)
         new_no = case_number(district, serial, now)
         return decisions.merging.split(case, report, new_no, body.actor, body.reason, now, ch)
 
@@ -159,25 +157,27 @@ COMMANDS["merge"] = (MergeCase, OPERATORS)
 
 @routes.post("/api/v1/cases/{case_no}/reveal-phone")
 async def reveal_phone(request: web.Request) -> web.Response:
-    """The caller's phone number, to call the citizen back: only for `unit_code` holding an
-    active task of the case (403 otherwise), recorded in the case record as `phone_revealed`
-    with the actor, the unit and the reason, never the number. The unit is named in the body;
-    a unit-scoped bearer token may name only its own unit, and once every unit desk acts with
-    its own token the unit will be taken from the token alone."""
+    """The caller's phone number, to call the citizen back. A unit token reveals it for its
+    own unit, holding an active task of the case (403 otherwise); a district supervisor with a
+    reason. Never for an anonymous caller or one who asked for no call-back (403 `withheld`).
+    Recorded in the case record as `phone_revealed` with the actor, the unit and the reason,
+    never the number."""
     who = require(request, *REVEALERS)
     body = await params.body(request, RevealPhone)
-    case_no, operator = request.match_info["case_no"], request.app[DECISIONS].operator
-    now = request.app[CLOCK].now()
-    if who.unit_scoped and who.unit_code != body.unit_code:
-        detail = f"this token acts for {who.unit_code}, not {body.unit_code}"
-        raise problem(403, "forbidden", detail)
+    operator, now = request.app[DECISIONS].operator, request.app[CLOCK].now()
+    case_no, unit = request.match_info["case_no"], body.unit_code
+    if who.unit_scoped:
+        if unit is not None and unit != who.unit_code:
+            detail = f"this token acts for {who.unit_code}, not {unit}"
+            raise problem(403, "forbidden", detail)
+        unit = who.unit_code
     with answering():
         phone = await request.app[STORE].apply(
             case_no,
             lambda case, ch: operator.reveal_phone(
-                case, body.unit_code, body.actor, body.reason, now, ch
+                case, unit, body.actor, body.reason, now, ch, supervisor=not who.unit_scoped
             ),
             token_id=who.token_id,
         )
-    out = PhoneRevealed(case_no=case_no, unit_code=body.unit_code, phone=phone)
+    out = PhoneRevealed(case_no=case_no, unit_code=unit, phone=phone)
     return answer(out.model_dump(), **{"Cache-Control": "no-store"})

@@ -13,12 +13,13 @@ from aiohttp import web
 from services.common.auth import problem
 from services.district.cases.lifecycle import IllegalTransition
 from services.district.cases.store import NotFound
-from services.district.decisions.context import Forbidden, Refused
+from services.district.decisions.context import Forbidden, Refused, Withheld
 
 #: a domain error -> the HTTP status and the `error` of the JSON body (`detail`: its message)
 ANSWERS: tuple[tuple[type[Exception], int, str], ...] = (
     (NotFound, 404, "not_found"),
     (Forbidden, 403, "not_holding"),
+    (Withheld, 403, "withheld"),
     (Refused, 409, "refused"),
     (IllegalTransition, 409, "refused"),
 )

@@ -1,5 +1,7 @@
 """`GET /api/v1/kpis?by=unit|street|category|source&from=YYYY-MM-DD&to=YYYY-MM-DD`: the
-closed-loop KPIs of a period [from, to), each with its numerator and denominator."""
+closed-loop KPIs of a period [from, to), each with its numerator and denominator. A unit
+token sees its own unit's figures (grouped as asked) and the district's totals, no other
+unit's rows."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import json
 
 from aiohttp import web
 
+from services.common.auth import principal
 from services.district.keys import CLOCK, POOL, SETTINGS
 from services.district.kpis import queries as kpi_queries
+from services.district.kpis.formulas import total
 from services.district.kpis.report import BadPeriod, parse_period, to_json
 
 routes = web.RouteTableDef()
@@ -29,9 +33,15 @@ async def get_kpis(request: web.Request) -> web.Response:
     except BadPeriod as exc:
         return _error("bad_period", str(exc))
     district, as_of = request.app[SETTINGS].district_code, request.app[CLOCK].now()
+    who = principal(request)
+    unit = who.unit_code if who.unit_scoped else None
     async with request.app[POOL].acquire() as conn:
-        result = await kpi_queries.gather(conn, district, by, start, end, as_of)
-    return web.json_response(to_json(result, by, start, end), dumps=_dumps)
+        result = await kpi_queries.gather(conn, district, by, start, end, as_of, unit)
+        whole = None
+        if unit is not None:  # a unit sees its own figures, and the district's totals
+            everything = await kpi_queries.gather(conn, district, "source", start, end, as_of)
+            whole = total(everything.groups)
+    return web.json_response(to_json(result, by, start, end, unit, whole), dumps=_dumps)
 
 
 def _error(reason: str, detail: str) -> web.Response:

@@ -156,12 +156,15 @@ class MergeCase(Command):
 
 
 class RevealPhone(Command):
-    unit_code: str = Field(min_length=1, max_length=40)
+    """A unit token reveals for its own unit (named or left out); a district supervisor names
+    no unit and must give a `reason`."""
+
+    unit_code: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 class PhoneRevealed(BaseModel):
     case_no: str
-    unit_code: str
+    unit_code: str | None
     phone: str
 
 

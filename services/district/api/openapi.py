@@ -63,7 +63,9 @@ def operations() -> list[Op]:
         Op(
             "POST",
             "/api/v1/cases/{case_no}/reveal-phone",
-            "the caller's phone, for a unit holding an active task; recorded (not the number)",
+            "the caller's phone: a unit token for its own active task, a district supervisor"
+            " with a reason; never an anonymous or no-call-back caller's (403 withheld);"
+            " recorded (not the number)",
             PhoneRevealed,
             body=RevealPhone,
             errors=(401, 403, 404, 409),

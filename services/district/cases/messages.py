@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts import topics
+from contracts.common import ANONYMOUS
 from contracts.events import CaseEvent
 from contracts.hotline import Reply, ReplyKind
 from contracts.tasks import (
@@ -25,7 +26,7 @@ def snapshot(case: CaseRec) -> CaseSnapshot:
     caller = None
     if case.caller_name is not None:
         caller = MaskedCaller(
-            name="匿名" if case.caller_anonymous else case.caller_name,
+            name=ANONYMOUS if case.caller_anonymous else case.caller_name,
             phone_masked=case.caller_phone_masked or "",
             anonymous=case.caller_anonymous,
             callback=case.caller_callback,
@@ -85,9 +86,10 @@ def reply_message(
     order_no: str | None = None,
 ) -> OutMessage:
     """A reply to the case's order, or to `order_no` (a duplicate order merged into it)."""
+    own = order_no is None or order_no == case.source_ref
     order_no = order_no or case.source_ref
     msg = Reply(
-        reply_id=f"{case.case_no}:{event.seq}:{kind}",
+        reply_id=f"{case.case_no}:{event.seq}:{kind}" + ("" if own else f":{order_no}"),
         order_no=order_no,
         case_no=case.case_no,
         kind=kind,

@@ -98,6 +98,8 @@ class CaseRec:
     #: when it was parked (挂账), while it is
     parked_at: datetime | None = None
     tasks: list[TaskRec] = field(default_factory=list)
+    #: the other 12345 orders this case answers (并案: joined reports, merged cases)
+    merged_orders: list[str] = field(default_factory=list)
     #: the (unit, state) this case is counted under in case_counts, as last persisted
     counted: tuple[str, str] | None = None
 
@@ -128,6 +130,12 @@ class CaseRec:
     def handling_unit(self) -> str | None:
         lead = self.last_lead()
         return lead.unit_code if lead else None
+
+    def orders(self) -> list[str]:
+        """Every 12345 order this case answers: its own (when it came from 12345), then the
+        orders merged into it, each answered as its own order."""
+        own = [self.source_ref] if self.source == "hotline12345" else []
+        return own + self.merged_orders
 
 
 @dataclass(slots=True)
@@ -163,7 +171,9 @@ class ReporterRec:
 
 @dataclass(slots=True)
 class ParkedRec:
-    """An inbound record about a case not yet seen, waiting for it (original bytes kept)."""
+    """An inbound record about a case not yet seen, waiting for it (original bytes kept: with
+    every phone number masked in `value` and the original sealed in `value_sealed` when it
+    holds one)."""
 
     district_code: str
     lookup: str
@@ -174,6 +184,7 @@ class ParkedRec:
     value: bytes
     timestamp_ms: int | None
     received_at: datetime
+    value_sealed: bytes | None = None
 
 
 def lookup_key(lookup: tuple[str, str] | str) -> str:
@@ -205,6 +216,8 @@ class Changes:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     reporters: list[ReporterRec] = field(default_factory=list)  # joined duplicates
     split: list[tuple[str, str]] = field(default_factory=list)  # (source, ref) split out
+    #: merged cases whose reporters move to the case they joined: (from case, into case)
+    moved: list[tuple[str, str]] = field(default_factory=list)
     parked: list[ParkedRec] = field(default_factory=list)  # to park
     unparked: list[int] = field(default_factory=list)  # parked ids applied or expired
     #: the API token the decisions were taken under, recorded in each event (None: no API)

@@ -140,7 +140,11 @@ COUNTS = Table(
     },
     "case_counts_row",
 )
-assert set(CASES.columns) == {f.name for f in fields(CaseRec)} - {"tasks", "counted"}
+assert set(CASES.columns) == {f.name for f in fields(CaseRec)} - {
+    "tasks",
+    "counted",
+    "merged_orders",
+}
 assert set(TASKS.columns) == {f.name for f in fields(TaskRec)}
 
 
@@ -191,6 +195,8 @@ async def lock_cases(
         )
         for t in task_rows:
             cases[t["case_no"]].tasks.append(_task(t))
+        for case_no, order_no in await iq.merged_orders(conn, list(cases)):
+            cases[case_no].merged_orders.append(order_no)
     for case in cases.values():
         case.counted = case.gauge_key()
     return list(cases.values())
@@ -221,6 +227,7 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     b.add(bool(ch.events), lambda: b.insert(EVENTS, ch.events))
     b.add(bool(ch.reporters), lambda: b.insert(iq.REPORTERS, ch.reporters))
     b.add(bool(ch.split), lambda: iq.delete_reporters(b, ch.split))
+    b.add(bool(ch.moved), lambda: iq.move_reporters(b, ch.moved))
     b.add(bool(ch.parked), lambda: b.insert(iq.PARKED, ch.parked))
     b.add(bool(ch.unparked), lambda: b.delete(iq.PARKED_IDS, "id", ch.unparked))
     armed = [

@@ -29,3 +29,8 @@ class Refused(Exception):
 
 class Forbidden(Exception):
     """The acting unit may not do this to the case (HTTP 403)."""
+
+
+class Withheld(Exception):
+    """Personal data no one may have: an anonymous caller's, or one who asked for no call-back
+    (HTTP 403 with the reason)."""

@@ -18,6 +18,9 @@ from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
 from services.district.deadlines.alarms import first_alarm
 from services.district.decisions.context import Context
 
+#: the replies every order merged into a case gets too (each answered as its own order)
+ANSWERS_MERGED = frozenset({ReplyKind.RESULT, ReplyKind.RETURNED})
+
 
 class CaseLog:
     def __init__(self, ctx: Context) -> None:
@@ -88,12 +91,26 @@ class CaseLog:
         return rec
 
     def reply(
-        self, case: CaseRec, event: EventRec, kind: ReplyKind, unit: str, text: str, ch: Changes
+        self,
+        case: CaseRec,
+        event: EventRec,
+        kind: ReplyKind,
+        unit: str,
+        text: str,
+        ch: Changes,
+        *,
+        merged_only: bool = False,
     ) -> None:
-        """Reply to the 12345 order the case came from (road-chief reports get none)."""
-        if case.source == "hotline12345":
-            name = self.ctx.ref.unit_name(unit)
+        """Reply to the 12345 order the case came from (road-chief reports get none) and, for a
+        result or a return, to every order merged into it: each is answered as its own order."""
+        name = self.ctx.ref.unit_name(unit)
+        if case.source == "hotline12345" and not merged_only:
             ch.outbox.append(messages.reply_message(case, event, kind, unit, name, text))
+        if kind in ANSWERS_MERGED:
+            for order_no in case.merged_orders:
+                ch.outbox.append(
+                    messages.reply_message(case, event, kind, unit, name, text, order_no)
+                )
 
     def reply_center(
         self, case: CaseRec, event: EventRec, kind: ReplyKind, text: str, ch: Changes

@@ -4,8 +4,9 @@ splits a report out again. Pure. (Which open case a report duplicates: `intake.d
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from contracts.common import mask_phone
+from contracts.common import ANONYMOUS, mask_phone
 from contracts.hotline import ReplyKind, WorkOrder
 from contracts.roadchief import Report
 from contracts.tasks import TaskKind
@@ -42,6 +43,8 @@ class Merging:
         case.urgency = higher_urgency(before, reported)
         case.reporters += 1
         ch.reporters.append(self._reporter(case, m, now))
+        if source == "hotline12345":
+            case.merged_orders.append(ref)
         data = {
             "source": source,
             "source_ref": ref,
@@ -62,8 +65,14 @@ class Merging:
             )
 
     def _reporter(self, case: CaseRec, m: WorkOrder | Report, now: datetime) -> ReporterRec:
+        """The joined report as kept: its phone sealed beside it, masked in the message."""
         source, ref = source_of(m)
         phone = m.caller.phone if isinstance(m, WorkOrder) else None
+        message = m.model_dump(mode="json", by_alias=True)
+        if phone:
+            message["caller"]["phone"] = mask_phone(phone)
+        if isinstance(m, WorkOrder) and m.caller.anonymous:
+            message["caller"]["name"] = ANONYMOUS
         return ReporterRec(
             case.case_no,
             source,
@@ -71,8 +80,20 @@ class Merging:
             mask_phone(phone) if phone else None,
             self.ctx.vault.seal(phone) if phone else None,
             now,
-            m.model_dump(mode="json", by_alias=True),
+            message,
         )
+
+    def kept_report(self, row: dict[str, Any]) -> WorkOrder | Report:
+        """A joined report as it came, its phone unsealed (`row`: its `case_reporters` row)."""
+        message, sealed = row["message"], row.get("caller_phone_sealed")
+        if "merged_case" in message:
+            raise Refused(f"{row['source_ref']} came with case {message['merged_case']}")
+        if row["source"] != "hotline12345":
+            return Report.model_validate(message)
+        if sealed is not None:
+            caller = {**message["caller"], "phone": self.ctx.vault.open(bytes(sealed))}
+            message = {**message, "caller": caller}
+        return WorkOrder.model_validate(message)
 
     def split(
         self,
@@ -89,6 +110,8 @@ class Merging:
         source, ref = source_of(report)
         case.reporters = max(case.reporters - 1, 1)
         ch.split.append((source, ref))
+        if ref in case.merged_orders:
+            case.merged_orders.remove(ref)
         data = {"source": source, "source_ref": ref, "new_case_no": new_case_no, "reason": reason}
         self.log.record(case, "report_split", now, actor, ch, case.handling_unit(), data)
         if isinstance(report, WorkOrder):
@@ -99,16 +122,35 @@ class Merging:
         self, case: CaseRec, into: CaseRec, actor: str, reason: str, now: datetime, ch: Changes
     ) -> None:
         """By an operator: `case` reports the same problem as `into`; it ends as merged, its
-        units' tasks are withdrawn, and `into` carries its reporters."""
+        units' tasks are withdrawn, and `into` carries its reporters and answers its 12345
+        orders (its own and those merged into it) as its own."""
         if case.case_no == into.case_no or into.state in TERMINAL:
             raise Refused(f"cannot merge {case.case_no} into {into.case_no} ({into.state})")
         note = f"并入{into.case_no}: {reason}"
         self.log.tell_units(case, TaskKind.WITHDRAWN, note, ch)
         data = {"into": into.case_no, "reason": reason}
         ev = self.log.transition(case, Event.MERGED, now, actor, ch, data=data)
-        text = f"已并入工单{into.case_no}办理。"
-        self.log.reply_center(case, ev, ReplyKind.ACCEPTED, text, ch)
+        text, center = f"已并入工单{into.case_no}办理。", self.ctx.ref.center
+        for order_no in case.orders():  # each order hears which case answers it now
+            ch.outbox.append(
+                messages.reply_message(
+                    case, ev, ReplyKind.ACCEPTED, center.unit_code, center.name, text, order_no
+                )
+            )
         into.reporters += case.reporters
+        into.merged_orders.extend(case.orders())
+        ch.moved.append((case.case_no, into.case_no))
+        ch.reporters.append(
+            ReporterRec(
+                into.case_no,
+                case.source,
+                case.source_ref,
+                case.caller_phone_masked,
+                case.caller_phone_sealed,
+                now,
+                {"merged_case": case.case_no},
+            )
+        )
         joined = {"case_no": case.case_no, "reporters": into.reporters, "reason": reason}
         self.log.record(into, "merged_case", now, actor, ch, into.handling_unit(), joined)
         self.log.tell_units(into, TaskKind.UPDATED, f"并案: {case.case_no}", ch)

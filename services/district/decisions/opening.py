@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from contracts.common import mask_phone
+from contracts.common import ANONYMOUS, mask_phone
 from contracts.hotline import ReplyKind, WorkOrder
 from contracts.roadchief import Report
 from services.district.cases.lifecycle import CaseState, Event
@@ -65,7 +65,7 @@ class Opening:
             request_type=order.request_type,
             lon=lon,
             lat=lat,
-            caller_name=order.caller.name,
+            caller_name=ANONYMOUS if order.caller.anonymous else order.caller.name,
             caller_phone_sealed=self.ctx.vault.seal(phone) if phone else None,
             caller_phone_masked=mask_phone(phone),
             caller_anonymous=order.caller.anonymous,

@@ -14,7 +14,7 @@ from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES
 from services.district.deadlines.pause import resumed_deadline, resumed_start
 from services.district.deadlines.policy import is_natural
-from services.district.decisions.context import Context, Forbidden, Refused
+from services.district.decisions.context import Context, Forbidden, Refused, Withheld
 from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
 from services.district.decisions.upstream import Upstream
@@ -206,16 +206,35 @@ class Operator:
         self.log.reply_center(case, ev, ReplyKind.RETURNED, reason, ch)
 
     def reveal_phone(
-        self, case: CaseRec, unit: str, actor: str, reason: str, now: datetime, ch: Changes
+        self,
+        case: CaseRec,
+        unit: str | None,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+        *,
+        supervisor: bool = False,
     ) -> str:
-        """The caller's phone, for a unit holding an active task of the case (to call back);
-        recorded as `phone_revealed` with who, which unit and why, never the number."""
-        if not any(t.unit_code == unit for t in case.active_tasks()):
+        """The caller's phone, to call the citizen back: for a unit holding an active task of
+        the case, or for a district supervisor stating a reason; never for an anonymous
+        caller or one who asked for no call-back. Recorded as `phone_revealed` with who,
+        which unit (none for the district) and why, never the number."""
+        if case.caller_anonymous:
+            raise Withheld(f"the caller of case {case.case_no} is anonymous")
+        if not case.caller_callback:
+            raise Withheld(f"the caller of case {case.case_no} asked for no call-back")
+        if supervisor:
+            if not reason.strip():
+                raise Refused("a district supervisor reveals a phone only with a reason")
+        elif not any(t.unit_code == unit for t in case.active_tasks()):
             raise Forbidden(f"unit {unit} holds no active task of case {case.case_no}")
         if case.caller_phone_sealed is None:
             raise Refused(f"case {case.case_no} has no caller phone")
         phone = self.ctx.vault.open(case.caller_phone_sealed)
         data = {"actor": actor, "unit_code": unit, "reason": reason}
+        if supervisor:
+            data["role"] = "district_supervisor"
         self.log.record(case, "phone_revealed", now, actor, ch, unit, data)
         return phone
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from contracts.hotline import Feedback, OrderAction, WorkOrder
+from contracts.hotline import Feedback, OrderAction, ReplyKind, WorkOrder
 from contracts.tasks import TaskKind, TaskReason
 from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes
@@ -28,9 +28,11 @@ class Upstream:
 
     def order_action(self, case: CaseRec, order: WorkOrder, now: datetime, ch: Changes) -> bool:
         """Apply supplement / urge / reopen / withdraw; False when the revision is stale."""
-        if order.revision <= case.revision:
-            return False
-        case.revision = order.revision
+        merged = order.order_no != case.source_ref  # an order merged into the case (并案)
+        if not merged:
+            if order.revision <= case.revision:
+                return False
+            case.revision = order.revision
         if order.action is OrderAction.REOPEN:
             unit = case.handling_unit() or case.street_code
             if unit is None:
@@ -38,20 +40,42 @@ class Upstream:
             reason = order.note or "12345 reopen"
             self.dispatch.task(case, unit, now, ch, reason=reason, reopened=True)
             return True
+        if merged and order.action is OrderAction.WITHDRAW:
+            self._leave(case, order, now, ch)
+            return True
         event = _EVENTS[order.action]
         lead = case.lead()
         data = {"order_revision": order.revision, "note": order.note or ""}
+        if merged:
+            data["order_no"] = order.order_no
         unit = lead.unit_code if lead else None
-        self.log.transition(case, event, now, "hotline12345", ch, data=data, unit_code=unit)
+        ev = self.log.transition(case, event, now, "hotline12345", ch, data=data, unit_code=unit)
         kind = _TASK_KINDS.get(event, TaskKind.UPDATED)
         why = TaskReason.UPSTREAM if event is Event.URGED else None
         self.log.tell_units(case, kind, order.note or "", ch, why)
+        if event is Event.WITHDRAWN:  # the orders merged into it are returned
+            text = f"原工单{case.source_ref}已撤回，并案工单退回。"
+            center = self.ctx.ref.center.unit_code
+            self.log.reply(case, ev, ReplyKind.RETURNED, center, text, ch, merged_only=True)
         return True
+
+    def _leave(self, case: CaseRec, order: WorkOrder, now: datetime, ch: Changes) -> None:
+        """A merged order withdrawn by 12345 leaves the case; the case goes on for the rest."""
+        case.merged_orders.remove(order.order_no)
+        case.reporters = max(case.reporters - 1, 1)
+        ch.split.append(("hotline12345", order.order_no))
+        data = {"source": "hotline12345", "source_ref": order.order_no, "note": order.note or ""}
+        self.log.record(case, "report_withdrawn", now, "hotline12345", ch, None, data)
 
     def followup(self, case: CaseRec, fb: Feedback, now: datetime, ch: Changes) -> None:
         """The citizen's verdict: dissatisfied reopens, satisfied closes a resolved case."""
         rating = fb.satisfaction.value
-        data = {"resolved": fb.resolved, "satisfaction": rating, "comment": fb.comment}
+        data = {
+            "resolved": fb.resolved,
+            "satisfaction": rating,
+            "comment": fb.comment,
+            "order_no": fb.order_no,
+        }
         self.log.transition(case, Event.FOLLOWED_UP, now, "hotline12345", ch, data=data)
         m = self.ctx.metrics
         self.log.after(ch, lambda: m.satisfaction.labels(rating).inc())

@@ -102,6 +102,7 @@ class Intake(BatchHandler):
             conn,
             [lookup_key(c.case_lookup()) for _, c in todo if c.opens_case]
             + [case_number(self.district_code, n, now) for n in reserved],
+            self.decisions.ctx.vault,
         )
         batch.numbers = iter(reserved)
         return todo
@@ -132,7 +133,9 @@ class Intake(BatchHandler):
         now = self.clock.now()
         batch = WorkingSet()
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await iq.orphans(conn, self.district_code, now - older_than, limit)
+            rows = await iq.orphans(
+                conn, self.district_code, now - older_than, limit, self.decisions.ctx.vault
+            )
             parsed: list[tuple[int, Record, Command]] = []
             for row_id, record in rows:
                 try:
@@ -223,7 +226,7 @@ class Intake(BatchHandler):
     def _park(self, batch: WorkingSet, record: Record, cmd: Command, now: datetime) -> None:
         """No case yet for this action: keep it until its case opens (or it expires)."""
         lookup = lookup_key(cmd.case_lookup())
-        parked = iq.park_record(self.district_code, lookup, record, now)
+        parked = iq.park_record(self.district_code, lookup, record, now, self.decisions.ctx.vault)
         batch.changes.parked.append(parked)
         batch.parked_now.setdefault(lookup, []).append((parked, record, cmd))
         batch.outcomes.append((cmd.feed, "parked"))
@@ -306,7 +309,7 @@ class Intake(BatchHandler):
         self, batch: WorkingSet, record: Record, kind: str, detail: str, outcome: str
     ) -> None:
         feed = FEEDS.get(record.topic, record.topic)
-        letter = dead_letter(record, kind, detail)
+        letter = dead_letter(record, kind, detail, self.decisions.ctx.vault)
         key = (record.key or b"").decode("utf-8", "replace")
         batch.changes.outbox.append(outbox.OutMessage.of(topics.DEADLETTER, key, letter))
         batch.outcomes.append((feed, outcome))

@@ -20,6 +20,7 @@ import asyncpg
 from contracts import topics
 from services.common import outbox
 from services.common.clock import Clock
+from services.common.crypto import PhoneVault
 from services.common.kafka import dead_letter
 from services.common.metrics import Metrics
 from services.district.intake import queries as iq
@@ -34,6 +35,7 @@ class ParkedSweeper:
         submit: Callable[[outbox.Pending], None],
         clock: Clock,
         district_code: str,
+        vault: PhoneVault,
         *,
         adopt: Callable[[], Awaitable[int]] | None = None,
         max_age: timedelta = timedelta(days=7),
@@ -43,6 +45,7 @@ class ParkedSweeper:
     ) -> None:
         self.pool, self.metrics, self.submit, self.clock = pool, metrics, submit, clock
         self.district_code, self.max_age, self.adopt = district_code, max_age, adopt
+        self.vault = vault
         self.batch, self.every_s, self.adopt_every_s = batch, every_s, adopt_every_s
 
     async def run(self) -> None:
@@ -61,13 +64,15 @@ class ParkedSweeper:
         """One pass: dead-letter up to `batch` expired parked messages; return how many."""
         before = self.clock.now() - self.max_age
         async with self.pool.acquire() as conn, conn.transaction():
-            records = await iq.take_expired(conn, self.district_code, before, self.batch)
+            records = await iq.take_expired(
+                conn, self.district_code, before, self.batch, self.vault
+            )
             detail = f"no case appeared within {self.max_age}"
             letters = [
                 outbox.OutMessage.of(
                     topics.DEADLETTER,
                     (r.key or b"").decode("utf-8", "replace"),
-                    dead_letter(r, "unknown_case", detail),
+                    dead_letter(r, "unknown_case", detail, self.vault),
                 )
                 for r in records
             ]

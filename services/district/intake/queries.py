@@ -11,6 +11,7 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord
 
 from services.common.consumer import Record
+from services.common.crypto import PhoneVault, redact
 from services.common.sql import Batch, Table
 from services.district.cases.model import ParkedRec
 from services.district.intake.duplicates import JOINABLE, Probe, cells
@@ -41,6 +42,7 @@ PARKED = Table(
         "value": "bytea",
         "timestamp_ms": "int8",
         "received_at": "timestamptz",
+        "value_sealed": "bytea",
     },
     "parked_messages_row",
 )
@@ -61,6 +63,18 @@ async def reporter_cases(
         [r for _, r in refs],
     )
     return {(r["source"], r["source_ref"]): r["case_no"] for r in rows}
+
+
+async def merged_orders(conn: asyncpg.Connection, case_nos: Sequence[str]) -> list[tuple[str, str]]:
+    """(case number, order number) of the 12345 orders merged into these cases (并案), in the
+    order they joined."""
+    rows = await conn.fetch(
+        "SELECT case_no, source_ref FROM case_reporters"
+        " WHERE case_no = ANY($1::text[]) AND source = $2 ORDER BY joined_at, source_ref",
+        list(case_nos),
+        "hotline12345",
+    )
+    return [(r["case_no"], r["source_ref"]) for r in rows]
 
 
 async def nearby_open_cases(
@@ -105,7 +119,7 @@ async def nearby_open_cases(
 
 
 async def parked_for(
-    conn: asyncpg.Connection, lookups: Sequence[str]
+    conn: asyncpg.Connection, lookups: Sequence[str], vault: PhoneVault
 ) -> dict[str, list[tuple[int, Record]]]:
     """Messages waiting for these cases, locked, in the order they arrived."""
     if not lookups:
@@ -116,12 +130,12 @@ async def parked_for(
     )
     out: dict[str, list[tuple[int, Record]]] = {}
     for r in rows:
-        out.setdefault(r["lookup"], []).append((r["id"], as_record(r)))
+        out.setdefault(r["lookup"], []).append((r["id"], as_record(r, vault)))
     return out
 
 
 async def orphans(
-    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
+    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int, vault: PhoneVault
 ) -> list[tuple[int, Record]]:
     """Parked messages (received before `before`) whose case exists after all, by number, by
     reference or as a merged report; locked (SKIP LOCKED), in the order they arrived."""
@@ -139,11 +153,11 @@ async def orphans(
         before,
         limit,
     )
-    return [(r["id"], as_record(r)) for r in rows]
+    return [(r["id"], as_record(r, vault)) for r in rows]
 
 
 async def take_expired(
-    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int
+    conn: asyncpg.Connection, district_code: str, before: datetime, limit: int, vault: PhoneVault
 ) -> list[Record]:
     """Delete and return parked messages received before `before` that no one holds."""
     rows = await conn.fetch(
@@ -154,14 +168,15 @@ async def take_expired(
         before,
         limit,
     )
-    return [as_record(r) for r in sorted(rows, key=lambda r: r["id"])]
+    return [as_record(r, vault) for r in sorted(rows, key=lambda r: r["id"])]
 
 
 async def reporter(
     conn: asyncpg.Connection, case_no: str, source_ref: str
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT source, source_ref, message::text AS message FROM case_reporters"
+        "SELECT source, source_ref, caller_phone_sealed, message::text AS message"
+        " FROM case_reporters"
         " WHERE case_no = $1 AND source_ref = $2",
         case_no,
         source_ref,
@@ -171,8 +186,11 @@ async def reporter(
     return {**dict(row), "message": json.loads(row["message"])}
 
 
-def as_record(r: asyncpg.Record) -> Record:
-    value, key = bytes(r["value"]), None if r["key"] is None else bytes(r["key"])
+def as_record(r: asyncpg.Record, vault: PhoneVault) -> Record:
+    """The parked message as it came (its original unsealed when it was kept sealed)."""
+    sealed = r["value_sealed"]
+    value = bytes(r["value"]) if sealed is None else vault.open_bytes(bytes(sealed))
+    key = None if r["key"] is None else bytes(r["key"])
     return ConsumerRecord[bytes, bytes](
         r["topic"],
         r["kafka_partition"],
@@ -189,8 +207,10 @@ def as_record(r: asyncpg.Record) -> Record:
 
 
 def park_record(
-    district_code: str, lookup: str, record: Record, received_at: datetime
+    district_code: str, lookup: str, record: Record, received_at: datetime, vault: PhoneVault
 ) -> ParkedRec:
+    """The record kept until its case opens; a phone number in it kept sealed, masked in clear."""
+    value, sealed = redact(record.value or b"", vault)
     return ParkedRec(
         district_code,
         lookup,
@@ -198,9 +218,10 @@ def park_record(
         record.partition,
         record.offset,
         record.key,
-        record.value or b"",
+        value,
         record.timestamp,
         received_at,
+        sealed,
     )
 
 
@@ -214,4 +235,15 @@ def delete_reporters(batch: Batch, refs: Sequence[tuple[str, str]]) -> str:
     return (
         "DELETE FROM case_reporters WHERE (source, source_ref) IN"
         f" (SELECT * FROM unnest(${start + 1}::text[], ${start + 2}::text[]))"
+    )
+
+
+def move_reporters(batch: Batch, moves: Sequence[tuple[str, str]]) -> str:
+    """The statement part that moves a merged case's reporters to the case it joined."""
+    start = len(batch.args)
+    batch.args.extend([[a for a, _ in moves], [b for _, b in moves]])
+    return (
+        "UPDATE case_reporters r SET case_no = m.joined FROM"
+        f" unnest(${start + 1}::text[], ${start + 2}::text[]) AS m(gone, joined)"
+        " WHERE r.case_no = m.gone"
     )

@@ -84,7 +84,8 @@ CASE_KEYS = {
 TASK_KEYS = {**CASE_KEYS, "unit": "t.unit_code"}
 EVENT_KEYS = {**CASE_KEYS, "unit": f"coalesce(e.unit_code, {_CASE_UNIT})"}
 
-# $1 district, $2 start, $3 end, $4 as_of. The event types are literals, so the planner can use
+# $1 district, $2 start, $3 end, $4 as_of, $5 the unit a unit token sees (NULL: all).
+# The event types are literals, so the planner can use
 # the partial index case_events_marks.
 DUE_TO_CLOSE = f"""
 SELECT key,
@@ -94,7 +95,8 @@ SELECT key,
        count(*) FILTER (WHERE extended) AS extended,
        count(*) FILTER (WHERE municipal_missed) AS municipal_missed
 FROM (
-    SELECT {{key}} AS key, c.closed, coalesce(c.closed_on_time, false) AS on_time,
+    SELECT {{key}} AS key, {{unit}} AS unit_key, c.closed,
+           coalesce(c.closed_on_time, false) AS on_time,
            c.municipal_missed_at IS NOT NULL AS municipal_missed,
            EXISTS (SELECT 1 FROM case_events x
                     WHERE x.case_no = c.case_no AND x.type = '{EXTENSION_EVENT}') AS extended
@@ -111,10 +113,11 @@ FROM (
            AND state NOT IN ({_NOT_ACCOUNTABLE_SQL}) AND (state <> {_CLOSED} OR closed_at >= $3)
     ) c
 ) due
+WHERE {{scope}}::text IS NULL OR unit_key = {{scope}}
 GROUP BY key
 """
 
-# $1 district, $2 start, $3 end, $4 as_of
+# $1 district, $2 start, $3 end, $4 as_of, $5 the unit (NULL: all)
 TASKS_DISPATCHED = f"""
 SELECT key,
        count(*) AS dispatched,
@@ -129,7 +132,8 @@ SELECT key,
        count(*) FILTER (WHERE returned) AS returned,
        count(*) FILTER (WHERE NOT returned AND NOT redispatched) AS accurate
 FROM (
-    SELECT {{key}} AS key, t.state, t.accept_by, t.first_contact_by, t.contacted_at,
+    SELECT {{key}} AS key, {{unit}} AS unit_key, t.state, t.accept_by, t.first_contact_by,
+           t.contacted_at,
            coalesce(t.accepted_at, t.resolved_at) AS signed_at,
            t.first_contact_by IS NOT NULL
                AND t.role = {_LEAD} AND c.source = 'hotline12345' AND c.caller_callback
@@ -147,6 +151,7 @@ FROM (
     JOIN cases c ON c.case_no = t.case_no
     WHERE t.district_code = $1 AND t.dispatched_at >= $2 AND t.dispatched_at < $3
 ) dispatched
+WHERE {{scope}}::text IS NULL OR unit_key = {{scope}}
 GROUP BY key
 """
 
@@ -156,7 +161,7 @@ KPI_EVENTS = (
     " OR (to_state IN ('resolved', 'reopened') AND from_state IS DISTINCT FROM to_state))"
 )
 
-# $1 district, $2 start, $3 end
+# $1 district, $2 start, $3 end, $4 the unit (NULL: all)
 EVENTS = f"""
 SELECT key,
        count(*) FILTER (WHERE followed_up) AS followed_up,
@@ -167,7 +172,7 @@ SELECT key,
        count(*) FILTER (WHERE NOT is_followup AND to_state = 'resolved') AS resolved,
        count(*) FILTER (WHERE NOT is_followup AND to_state = 'reopened') AS reopened
 FROM (
-    SELECT {{key}} AS key, e.to_state, e.type = 'followed_up' AS is_followup,
+    SELECT {{key}} AS key, {{unit}} AS unit_key, e.to_state, e.type = 'followed_up' AS is_followup,
            e.type = 'followed_up' AND e.data->>'satisfaction' <> 'unreachable' AS followed_up,
            CASE WHEN e.type = 'followed_up' THEN e.data->>'satisfaction' END AS rating,
            e.type = 'followed_up' AND e.data->>'resolved' = 'true' AS said_resolved
@@ -175,6 +180,7 @@ FROM (
     JOIN cases c ON c.case_no = e.case_no
     WHERE e.district_code = $1 AND e.at >= $2 AND e.at < $3 AND {KPI_EVENTS}
 ) ev
+WHERE {{scope}}::text IS NULL OR unit_key = {{scope}}
 GROUP BY key
 """
 
@@ -195,20 +201,29 @@ async def gather(
     start: datetime,
     end: datetime,
     as_of: datetime,
+    unit: str | None = None,
 ) -> Gathered:
     """Counts per group of `by` for [start, end) as known at `as_of` (the service's clock:
-    what is overdue, what is still inside its deadline), read in one consistent snapshot."""
+    what is overdue, what is still inside its deadline), read in one consistent snapshot.
+    `unit`: only what counts for that unit (a unit token's view), grouped by `by`."""
     if by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
+    scoped = unit is not None
+
+    def sql(template: str, keys: dict[str, str], scope: str) -> str:
+        return template.format(
+            key=keys[by], unit=keys["unit"] if scoped else "NULL::text", scope=scope
+        )
+
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = [
             *await conn.fetch(
-                DUE_TO_CLOSE.format(key=CASE_KEYS[by]), district_code, start, end, as_of
+                sql(DUE_TO_CLOSE, CASE_KEYS, "$5"), district_code, start, end, as_of, unit
             ),
             *await conn.fetch(
-                TASKS_DISPATCHED.format(key=TASK_KEYS[by]), district_code, start, end, as_of
+                sql(TASKS_DISPATCHED, TASK_KEYS, "$5"), district_code, start, end, as_of, unit
             ),
-            *await conn.fetch(EVENTS.format(key=EVENT_KEYS[by]), district_code, start, end),
+            *await conn.fetch(sql(EVENTS, EVENT_KEYS, "$4"), district_code, start, end, unit),
         ]
         names = await group_names(conn, district_code, by)
     return Gathered(as_of, _merge(rows), names)

@@ -50,19 +50,32 @@ def parse_period(start: str, end: str) -> tuple[datetime, datetime]:
     return begin, until
 
 
-def to_json(result: Gathered, by: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """The API's body: every group's counts and KPIs, and the total."""
-    return {
+def to_json(
+    result: Gathered,
+    by: str,
+    start: datetime,
+    end: datetime,
+    unit: str | None = None,
+    district: kpis.Counts | None = None,
+) -> dict[str, Any]:
+    """The API's body: every group's counts and KPIs, and their total. For a unit's view
+    (`unit`), the groups hold that unit's figures only and `district_total` the whole
+    district's, for comparison."""
+    body: dict[str, Any] = {
         "by": by,
         "from": start.isoformat(),
         "to": end.isoformat(),
         "as_of": result.as_of.isoformat(),
+        "scope": {"unit": unit} if unit else {"district": True},
         "groups": [
             {"key": key, "name": result.names.get(key, ""), **_figures(counts)}
             for key, counts in result.groups.items()
         ],
         "total": _figures(kpis.total(result.groups)),
     }
+    if district is not None:
+        body["district_total"] = _figures(district)
+    return body
 
 
 def _figures(counts: kpis.Counts) -> dict[str, Any]:
