@@ -131,7 +131,11 @@ async def test_first_contact_is_owed_only_where_the_caller_wants_a_call_back(
         clock.advance(timedelta(days=3, hours=1))  # Monday 11:00: a working day has passed
         [urged] = await t.wait_for(
             topics.task_topic(caller["unit_code"]),
-            lambda m: m["kind"] == "urged" and m["case_no"] == caller["case_no"],
+            lambda m: (
+                m["kind"] == "urged"
+                and m["case_no"] == caller["case_no"]
+                and m.get("reason") == "overdue"
+            ),  # its 80% warning came before
             "the caller's case supervised for first contact",
         )
         assert urged["task_id"] == caller["task_id"]
