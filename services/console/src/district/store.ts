@@ -63,6 +63,8 @@ async function loadPoints(): Promise<void> {
 }
 
 const dirty = new Set<string>();
+/** Redrawing 10,000 points costs a frame or more: a burst of events redraws once a second. */
+const POINTS_SPACING_MS = 1000;
 const refreshPoints = coalesce(async () => {
   const cases = [...dirty].slice(0, 200);
   cases.forEach((c) => dirty.delete(c));
@@ -74,7 +76,7 @@ const refreshPoints = coalesce(async () => {
     else map.set(p.case_no, p);
   }
   triggerRef(points);
-}, 100);
+}, 100, POINTS_SPACING_MS);
 
 async function loadQueues(): Promise<void> {
   state.queues = await getJson<Queues>("/api/v1/queues");
