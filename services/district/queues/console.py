@@ -1,5 +1,6 @@
 """SQL of the console's screens (`console_api.py`): every open case's point in one compact
-answer, the tasks nearest their next deadline, and the daily trend. Scoped by unit when asked:
+answer, the tasks nearest their next deadline, the extension requests awaiting a decision, and
+the daily trend. Scoped by unit when asked:
 a unit sees the cases it holds or held a task of."""
 
 from __future__ import annotations
@@ -53,6 +54,30 @@ SELECT count(*) FROM tasks t
                     ELSE t.resolve_by END < $4
 """
 
+#: extension requests (延期申请) the district has not decided yet: a lead or co-unit's latest
+#: request for a task still active, with no approval or refusal for that task after it
+EXTENSION_REQUESTS = """
+SELECT * FROM (
+  SELECT DISTINCT ON (e.data->>'task_id')
+         e.case_no, e.data->>'task_id' AS task_id, e.unit_code, e.at AS requested_at,
+         (e.data->>'requested_until')::timestamptz AS requested_until, e.data->>'note' AS note,
+         c.title, c.urgency, t.resolve_by
+    FROM case_events e
+    JOIN cases c ON c.case_no = e.case_no
+    JOIN tasks t ON t.task_id = e.data->>'task_id'
+                AND t.state IN ('assigned', 'accepted', 'contacted')
+   WHERE e.district_code = $1 AND e.type = 'extension_requested'
+     AND c.state <> ALL($3::text[]) AND ($2::text IS NULL OR t.unit_code = $2)
+     AND NOT EXISTS (SELECT 1 FROM case_events d
+                      WHERE d.case_no = e.case_no AND d.seq > e.seq
+                        AND d.type IN ('extension_approved', 'extension_refused')
+                        AND d.data->>'task_id' = e.data->>'task_id')
+   ORDER BY e.data->>'task_id', e.seq DESC
+) pending
+ORDER BY requested_at, task_id
+LIMIT $4
+"""
+
 TREND = f"""
 WITH days AS (
   SELECT generate_series($3::date - ($4::int - 1), $3::date, interval '1 day')::date AS day
@@ -101,3 +126,11 @@ async def trend(
 ) -> list[dict[str, Any]]:
     """Cases opened, closed and closed on time per Shanghai day, the last `days` to `today`."""
     return [dict(r) for r in await conn.fetch(TREND, district, unit, today, days)]
+
+
+async def extension_requests(
+    conn: asyncpg.Connection, district: str, unit: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The extension requests waiting for the district's decision, oldest first."""
+    rows = await conn.fetch(EXTENSION_REQUESTS, district, unit, OFF_MAP, limit)
+    return [dict(r) for r in rows]

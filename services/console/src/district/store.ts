@@ -11,6 +11,7 @@ import type {
   CasePoint,
   CaseSummary,
   Deadlines,
+  ExtensionRequest,
   GeoJson,
   KpiReport,
   Me,
@@ -31,6 +32,7 @@ export const state = reactive({
   deadlines: null as Deadlines | null,
   deadlinesAt: 0,
   pending: [] as CaseSummary[],
+  extensions: [] as ExtensionRequest[],
   ticker: [] as CaseEvent[],
   today: null as KpiReport | null,
   month: null as KpiReport | null,
@@ -82,11 +84,17 @@ async function loadQueues(): Promise<void> {
   state.queues = await getJson<Queues>("/api/v1/queues");
 }
 
+/** The district's own pending decisions: cases waiting in its states, and the units'
+ * extension requests (the case stays in its state while one waits). */
 async function loadPending(): Promise<void> {
-  const pages = await Promise.all(
-    AT_DISTRICT.map((s) => getJson<{ items: CaseSummary[] }>(`/api/v1/cases?state=${s}&limit=50`)),
-  );
+  const [extensions, pages] = await Promise.all([
+    getJson<{ items: ExtensionRequest[] }>("/api/v1/extension-requests?limit=100"),
+    Promise.all(
+      AT_DISTRICT.map((s) => getJson<{ items: CaseSummary[] }>(`/api/v1/cases?state=${s}&limit=50`)),
+    ),
+  ]);
   state.pending = pages.flatMap((p) => p.items);
+  state.extensions = extensions.items;
 }
 
 let nextDeadlineLoad = (): void => undefined;
