@@ -131,8 +131,10 @@ def task_countdown(
 ) -> dict[str, Any] | None:
     """The time left to the deadline an active task's holder owes next (None when it owes
     none), in the time that counts for it, and whether that time runs now."""
-    stage = NEXT_DUE.get(row["state"])
-    due = (row.get("deadlines") or {}).get(stage[1]) if stage else None
+    stage, deadlines = NEXT_DUE.get(row["state"]), row.get("deadlines") or {}
+    if stage and not deadlines.get(stage[1]) and stage[0] == "first_contact":
+        stage = NEXT_DUE["contacted"]  # no first contact owed: the resolution is next
+    due = deadlines.get(stage[1]) if stage else None
     if stage is None or not due:
         return None
     due_at = datetime.fromisoformat(due)

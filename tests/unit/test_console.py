@@ -40,7 +40,7 @@ def test_urgent_cases_count_natural_time() -> None:
 
 
 def test_the_street_desk_counts_each_task_to_the_step_owed_next_as_the_district() -> None:
-    deadlines = {
+    deadlines: dict[str, str | None] = {
         "accept_by": "2026-11-27T17:00:00+08:00",
         "first_contact_by": "2026-11-30T10:00:00+08:00",
         "resolve_by": "2026-12-04T17:00:00+08:00",
@@ -64,6 +64,9 @@ def test_the_street_desk_counts_each_task_to_the_step_owed_next_as_the_district(
     # due Friday 17:00, office until 17:30: overdue by half an hour of office time
     assert late is not None and (late["stage"], late["remaining_s"]) == ("accept", -1800)
     assert task_countdown(task("resolved", "normal"), CAL, saturday) is None
+    deadlines["first_contact_by"] = None  # none owed (a road-chief report, a co-unit's task)
+    resolve = task_countdown(task("accepted", "normal"), CAL, saturday)
+    assert resolve is not None and resolve["stage"] == "resolve"
 
 
 def test_the_clock_changes_at_the_office_periods_edges() -> None:

@@ -14,8 +14,8 @@ from services.district.cases.lifecycle import TERMINAL, CaseState
 
 #: states whose cases are not on the map (terminal: nothing more will happen to them)
 OFF_MAP = sorted(s.value for s in TERMINAL)
-#: task states whose holder still owes a step, and the stage that step settles
-STAGE_OF = {"assigned": "accept", "accepted": "first_contact", "contacted": "resolve"}
+#: task states whose holder still owes a step (the stage it settles: `NEAREST_DUE`)
+ACTIVE_TASK = ["assigned", "accepted", "contacted"]
 #: states in which the resolve deadline does not run (as the queue's overdue search counts)
 NOT_RUNNING = frozenset(s.value for s in (*TERMINAL, CaseState.PARKED, CaseState.RESOLVED))
 
@@ -33,10 +33,15 @@ SELECT c.case_no, c.lon, c.lat, c.urgency, c.state, c.street_code, c.resolve_by,
    AND ($3::text[] IS NULL AND c.state <> ALL($4::text[]) OR c.case_no = ANY($3::text[]))
 """
 
+#: an accepted task owes its first contact, or (where none is owed) its resolution
 NEAREST_DUE = """
 SELECT t.task_id, t.case_no, t.unit_code, t.role, t.state, c.urgency, c.title, c.supervised,
+       CASE t.state WHEN 'assigned' THEN 'accept'
+                    WHEN 'accepted' THEN CASE WHEN t.first_contact_by IS NULL THEN 'resolve'
+                                              ELSE 'first_contact' END
+                    ELSE 'resolve' END AS stage,
        CASE t.state WHEN 'assigned' THEN t.accept_by
-                    WHEN 'accepted' THEN t.first_contact_by
+                    WHEN 'accepted' THEN coalesce(t.first_contact_by, t.resolve_by)
                     ELSE t.resolve_by END AS due_at
   FROM tasks t JOIN cases c ON c.case_no = t.case_no
  WHERE t.district_code = $1 AND ($2::text IS NULL OR t.unit_code = $2)
@@ -50,7 +55,7 @@ SELECT count(*) FROM tasks t
  WHERE t.district_code = $1 AND ($2::text IS NULL OR t.unit_code = $2)
    AND t.state = ANY($3::text[])
    AND CASE t.state WHEN 'assigned' THEN t.accept_by
-                    WHEN 'accepted' THEN t.first_contact_by
+                    WHEN 'accepted' THEN coalesce(t.first_contact_by, t.resolve_by)
                     ELSE t.resolve_by END < $4
 """
 
@@ -114,10 +119,10 @@ async def nearest_due(
     conn: asyncpg.Connection, district: str, unit: str | None, now: datetime, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """The active tasks nearest their next deadline (overdue first), and how many are overdue."""
-    states = list(STAGE_OF)
+    states = ACTIVE_TASK
     rows = await conn.fetch(NEAREST_DUE, district, unit, states, limit)
     total = await conn.fetchval(OVERDUE_TOTAL, district, unit, states, now)
-    items = [{**dict(r), "stage": STAGE_OF[r["state"]]} for r in rows]
+    items = [dict(r) for r in rows]
     return items, int(total or 0)
 
 

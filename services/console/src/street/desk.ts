@@ -12,7 +12,7 @@ export interface Task {
   kind: string;
   role: string;
   state: string;
-  deadlines: { accept_by: string; first_contact_by: string; resolve_by: string };
+  deadlines: { accept_by: string; first_contact_by: string | null; resolve_by: string };
   snapshot: {
     title: string;
     address: string;
@@ -62,7 +62,8 @@ export const desk = reactive({
 /** The deadline the task's holder must meet next, and for which stage. */
 export function nextDue(t: Task): { stage: string; at: string } {
   if (t.state === "open") return { stage: "accept", at: t.deadlines.accept_by };
-  if (t.state === "accepted") return { stage: "first_contact", at: t.deadlines.first_contact_by };
+  if (t.state === "accepted" && t.deadlines.first_contact_by)
+    return { stage: "first_contact", at: t.deadlines.first_contact_by };
   return { stage: "resolve", at: t.deadlines.resolve_by };
 }
 
