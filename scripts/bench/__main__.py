@@ -2,7 +2,8 @@
 
 Runs on the embedded broker and database (or CITYOPS_KAFKA_BOOTSTRAP / CITYOPS_DATABASE_URL),
 the district service as its own process, exactly as `make run` starts it. Prints a table and
-writes bench-results/bench.json. `--orders N` (default 20,000), `--rate R` (default 500/s).
+writes bench-results/bench.json. `--orders N` (default 20,000), `--rate R` (default 500/s);
+`--only console`: the console's row alone.
 Run as `PYTHONPATH=scripts python -m bench` (`make bench`).
 """
 
@@ -31,6 +32,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--instances", type=int, default=1, help="district processes")
+    parser.add_argument("--only", choices=["console"], help="just this row")
     args = parser.parse_args()
     base = Settings()
     cleanup: list[Callable[[], None]] = []
@@ -57,13 +59,13 @@ async def main() -> None:
             group_prefix=f"bench-{uuid.uuid4().hex[:6]}",
         )
         await bootstrap(settings)
-        results = await run_all(settings, args)
+        results, skipped = await run_all(settings, args)
     finally:
         for dep in reversed(stack):
             dep.stop()
         for fn in cleanup:
             fn()
-    report(results, args)
+    report(results, skipped, args)
 
 
 if __name__ == "__main__":

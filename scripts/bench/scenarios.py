@@ -1,5 +1,5 @@
 """The measurements: loop throughput and latency, the raw loop, the I/O floor, intake alone,
-timers, the operator API; `run_all` runs each `--repeat` times."""
+timers, the operator API, the console (`console.py`); `run_all` runs each `--repeat` times."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from bench import console
 from bench.harness import (
     District,
     RecordAges,
@@ -273,8 +274,14 @@ async def bench_raw(settings: Settings, n: int, seed: int) -> float:
     return n / elapsed
 
 
-async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, list[float]]:
-    """Each measurement `--repeat` times, alternating raw and loop so both see the same box.
+async def run_all(
+    settings: Settings, args: argparse.Namespace
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Each measurement `--repeat` times, alternating raw and loop so both see the same box;
+    with the rows skipped, and why (`--only console`: the console's row alone).
+
+    The console comes first, on a database holding its 10,000 open cases and little else (the
+    other rows open tens of thousands more).
 
     Latency comes first: the embedded broker keeps every message in memory and its fetch
     latency grows with what it holds (scripts/broker_probe.py: a plain produce-consume at 500/s
@@ -293,10 +300,17 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
         "intake": [],
         "intake_merging": [],
     }
+    skipped: dict[str, str] = {}
     districts = [District(settings) for _ in range(args.instances)]
     try:
         for d in districts:
             await d.wait_ready()
+        if why := console.unavailable():
+            skipped["console"] = why
+        else:
+            out.update(await console.bench_console(settings, districts[0], args.repeat))
+        if args.only == "console":
+            return out, skipped
         for i in range(args.repeat):
             p50, p99, b50, b99 = await bench_latency(
                 settings, districts, args.rate, 10.0, seed=200 + i
@@ -323,4 +337,4 @@ async def run_all(settings: Settings, args: argparse.Namespace) -> dict[str, lis
         out["intake_merging"].append(
             await bench_intake(settings, args.orders, 500 + i, settings.merge_radius_m)
         )
-    return out
+    return out, skipped

@@ -1,22 +1,35 @@
-"""The street / department desk over HTTP: list my tasks, act on them."""
+"""The street / department desk over HTTP: list my tasks, act on them. Each active task carries
+its countdown to the deadline its holder owes next, counted as the district counts it (office
+time on the government calendar for normal cases, natural time for urgent ones:
+`services.district.deadlines.countdown`, a pure function)."""
 
 from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from contracts.common import Urgency
 from services.common.auth import UNIT_ROLES, principal, require
+from services.district.deadlines.countdown import countdown, next_change
+from services.district.deadlines.workcal import WorkCalendar
 from services.street import queries
 from services.street.desk import DeskError, act
-from services.street.keys import POOL, PUBLISHER, UNITS
+from services.street.keys import CALENDAR, POOL, PUBLISHER, UNITS
 from services.street.openapi import ActionRequest
 
 routes = web.RouteTableDef()
+URGENCIES = frozenset(u.value for u in Urgency)
+#: an active task's state -> the step its holder owes next, and that step's deadline
+NEXT_DUE = {
+    "open": ("accept", "accept_by"),
+    "accepted": ("first_contact", "first_contact_by"),
+    "contacted": ("resolve", "resolve_by"),
+}
 
 
 def error(status: int, reason: str, detail: str) -> web.Response:
@@ -59,9 +72,12 @@ async def list_tasks(request: web.Request) -> web.Response:
         return error(400, "bad_query", str(exc))
     async with request.app[POOL].acquire() as conn:
         rows = await queries.list_tasks(conn, units, request.query.get("state"), limit, after)
+    calendar, now = request.app[CALENDAR], datetime.now(UTC)
     body = {
-        "items": [_public(r) for r in rows],
+        "as_of": now,
+        "items": [_public(r, calendar, now) for r in rows],
         "next": _cursor(rows[-1]) if len(rows) == limit else None,
+        "next_change_at": next_change(calendar, now),
     }
     return web.json_response(body, dumps=_dumps)
 
@@ -72,7 +88,8 @@ async def get_task(request: web.Request) -> web.Response:
         row = await queries.get_task(conn, request.match_info["task_id"])
     if row is None or row["unit_code"] not in _units(request):
         return error(404, "not_found", "no such task")
-    return web.json_response(_public(row), dumps=_dumps)
+    public = _public(row, request.app[CALENDAR], datetime.now(UTC))
+    return web.json_response(public, dumps=_dumps)
 
 
 @routes.post("/api/v1/tasks/{task_id}/actions")
@@ -105,8 +122,31 @@ async def post_action(request: web.Request) -> web.Response:
     )
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(row)
+def _public(row: dict[str, Any], calendar: WorkCalendar, now: datetime) -> dict[str, Any]:
+    return {**row, "countdown": task_countdown(row, calendar, now)}
+
+
+def task_countdown(
+    row: dict[str, Any], calendar: WorkCalendar, now: datetime
+) -> dict[str, Any] | None:
+    """The time left to the deadline an active task's holder owes next (None when it owes
+    none), in the time that counts for it, and whether that time runs now."""
+    stage, deadlines = NEXT_DUE.get(row["state"]), row.get("deadlines") or {}
+    if stage and not deadlines.get(stage[1]) and stage[0] == "first_contact":
+        stage = NEXT_DUE["contacted"]  # no first contact owed: the resolution is next
+    due = deadlines.get(stage[1]) if stage else None
+    if stage is None or not due:
+        return None
+    due_at = datetime.fromisoformat(due)
+    urgency = (row.get("snapshot") or {}).get("urgency")
+    left = countdown(calendar, now, due_at, urgency if urgency in URGENCIES else "normal")
+    return {
+        "stage": stage[0],
+        "due_at": due_at,
+        "remaining_s": left.remaining_s,
+        "natural": left.natural,
+        "ticking": left.ticking,
+    }
 
 
 def _dumps(obj: Any) -> str:

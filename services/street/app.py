@@ -16,16 +16,18 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher
 from services.common.tasks import background
+from services.district.deadlines.workcal import WorkCalendar
 from services.street import api, openapi, queries
 from services.street.console import install as install_console
 from services.street.consumer import TaskInbox
 from services.street.desk import OUTBOX
-from services.street.keys import CONSUMER, POOL, PRODUCER, PUBLISHER, SETTINGS, UNITS
+from services.street.keys import CALENDAR, CONSUMER, POOL, PRODUCER, PUBLISHER, SETTINGS, UNITS
 
 
 def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Application:
     app = base_app(metrics or Metrics())
     app[SETTINGS] = settings
+    app[CALENDAR] = WorkCalendar()
     app.router.add_routes(api.routes)
     app.router.add_routes(openapi.routes)  # GET /api/v1/openapi.json
     app.cleanup_ctx.extend(

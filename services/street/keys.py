@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.outbox import Publisher
+from services.district.deadlines.workcal import WorkCalendar
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -17,3 +18,5 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 CONSUMER = web.AppKey("consumer", BatchConsumer)
 #: the units this desk serves
 UNITS = web.AppKey("units", list[str])
+#: the government calendar the tasks' countdowns count office time on (as the district does)
+CALENDAR = web.AppKey("calendar", WorkCalendar)

@@ -27,6 +27,14 @@ class TaskQuery(BaseModel):
     after: str | None = Field(default=None, description="the `next` cursor")
 
 
+class Countdown(BaseModel):
+    stage: Literal["accept", "first_contact", "resolve"] = Field(description="the step owed")
+    due_at: datetime
+    remaining_s: int = Field(description="time left (negative: overdue by), counted as below")
+    natural: bool = Field(description="natural time (urgent, critical) or office time")
+    ticking: bool = Field(description="whether the time left shrinks now (office hours)")
+
+
 class DeskTask(BaseModel):
     model_config = ConfigDict(extra="allow")
     task_id: str
@@ -39,11 +47,14 @@ class DeskTask(BaseModel):
     snapshot: dict[str, Any] = Field(description="the case, the caller's phone masked")
     dispatched_at: datetime
     updated_at: datetime
+    countdown: Countdown | None = Field(description="to the next deadline; none when inactive")
 
 
 class TaskPage(BaseModel):
+    as_of: datetime
     items: list[DeskTask]
     next: str | None
+    next_change_at: datetime | None = Field(description="when office time starts or stops next")
 
 
 class ActionRequest(BaseModel):

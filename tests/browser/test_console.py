@@ -1,6 +1,7 @@
 """The console in real headless Chromium (Playwright): sign in with a token, watch an order
-reach the board and the map live, accept it at the street desk, see the board change, and a
-street token sees its own unit only. Screenshots go to tests/artifacts/ (git-ignored)."""
+reach the board and the map live, accept it at the street desk, see the board change, ask for
+an extension there and see it among the district's pending decisions, and a street token sees
+its own unit only. Screenshots go to tests/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -31,6 +34,7 @@ BIKES, BIKES_UNIT = "HL2026112700126", "310106015000"  # a street, by location
 #: what the issue promises: an order's point on the map within 2 s of its publication
 LIVE_WITHIN_MS = 2000
 STEP_MS = 15_000
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -162,6 +166,17 @@ async def test_the_console_follows_a_case_live_from_order_to_acceptance(
             board_cell(page, BIKES_UNIT, "accepted").filter(has_text="1").wait_for(timeout=STEP_MS)
         )
         await board_cell(page, BIKES_UNIT, "dispatched").filter(has_text="0").wait_for()
+        countdown = await row.get_by_test_id("countdown").get_attribute("title")
+        assert countdown in ("工作时间", "自然时间")  # counted by the server, as the district's
+
+        # the desk asks for more time: the district lists it apart among its own decisions
+        await desk.locator("[data-action=request_extension]").click()
+        until = (datetime.now(SHANGHAI) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
+        await desk.locator("input[type=datetime-local]").fill(until)
+        await desk.locator("form button[type=submit]").click()
+        await desk.get_by_role("status").filter(has_text="已发送").wait_for(timeout=STEP_MS)
+        asked = page.locator(f"[data-testid=extension-requests] [data-case='{bikes}']")
+        await asked.wait_for(timeout=STEP_MS)
 
         # the same screen with the street's token: its own unit only
         mine = await browser.new_page()

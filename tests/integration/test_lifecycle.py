@@ -178,6 +178,11 @@ async def test_extension_approved_moves_the_deadline_and_refused_does_not(
             ),
         )
         await wait_until(lambda: _event(district, no, "extension_requested"), "request recorded")
+        status, pending = await district.get("/api/v1/extension-requests")
+        assert status == 200, pending
+        [asked] = [x for x in pending["items"] if x["case_no"] == no]  # the board lists it apart
+        assert (asked["task_id"], asked["note"]) == (task["task_id"], "需采购灯具")
+        assert datetime.fromisoformat(asked["requested_until"]) == until
         status, body = await district.post(
             f"/api/v1/cases/{no}/extension",
             {
@@ -193,6 +198,8 @@ async def test_extension_approved_moves_the_deadline_and_refused_does_not(
             topics.task_topic("310106-JSGL"), lambda m: m["kind"] == "updated", "updated task"
         )
         assert datetime.fromisoformat(updated["deadlines"]["resolve_by"]) == until
+        _, pending = await district.get("/api/v1/extension-requests")
+        assert no not in [x["case_no"] for x in pending["items"]]  # decided
         [reply] = await t.wait_for(
             topics.REPLIES, lambda m: m["kind"] == "extension", "extension reply"
         )

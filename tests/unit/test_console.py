@@ -1,5 +1,5 @@
-"""The console's pure parts: countdowns in the time that counts, and the events kept for
-clients that reconnect with Last-Event-ID."""
+"""The console's pure parts: countdowns in the time that counts (the district's overdue list,
+the street desk's tasks), and the events kept for clients that reconnect with Last-Event-ID."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from services.common import static
 from services.district.api.live_resume import Recent
 from services.district.deadlines.countdown import countdown, in_office, next_change
 from services.district.deadlines.workcal import WorkCalendar
+from services.street.api import task_countdown
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()
@@ -36,6 +37,36 @@ def test_normal_cases_count_office_time_and_stop_outside_it() -> None:
 def test_urgent_cases_count_natural_time() -> None:
     clock = countdown(CAL, at("2026-11-28T12:00"), at("2026-11-28T14:00"), "urgent")
     assert (clock.remaining_s, clock.natural, clock.ticking) == (7200, True, True)
+
+
+def test_the_street_desk_counts_each_task_to_the_step_owed_next_as_the_district() -> None:
+    deadlines: dict[str, str | None] = {
+        "accept_by": "2026-11-27T17:00:00+08:00",
+        "first_contact_by": "2026-11-30T10:00:00+08:00",
+        "resolve_by": "2026-12-04T17:00:00+08:00",
+    }
+
+    def task(state: str, urgency: str) -> dict[str, object]:
+        return {"state": state, "deadlines": deadlines, "snapshot": {"urgency": urgency}}
+
+    saturday = at("2026-11-28T12:00")
+    owed = task_countdown(task("accepted", "normal"), CAL, saturday)
+    assert owed is not None
+    assert (owed["stage"], owed["remaining_s"], owed["natural"], owed["ticking"]) == (
+        "first_contact",
+        3600,  # Monday 9:00-10:00: the weekend does not count
+        False,
+        False,
+    )
+    urgent = task_countdown(task("accepted", "urgent"), CAL, saturday)
+    assert urgent is not None and (urgent["remaining_s"], urgent["ticking"]) == (46 * 3600, True)
+    late = task_countdown(task("open", "normal"), CAL, saturday)
+    # due Friday 17:00, office until 17:30: overdue by half an hour of office time
+    assert late is not None and (late["stage"], late["remaining_s"]) == ("accept", -1800)
+    assert task_countdown(task("resolved", "normal"), CAL, saturday) is None
+    deadlines["first_contact_by"] = None  # none owed (a road-chief report, a co-unit's task)
+    resolve = task_countdown(task("accepted", "normal"), CAL, saturday)
+    assert resolve is not None and resolve["stage"] == "resolve"
 
 
 def test_the_clock_changes_at_the_office_periods_edges() -> None:

@@ -1,7 +1,8 @@
 """What the one-screen console (一屏观天下) asks the district for, beyond the operator API:
 the street territories as GeoJSON, every open case's point in one compact answer, the tasks
-nearest their deadline with countdowns in working time, and the daily trend. Each answer is
-scoped like the operator API: a unit's token sees the cases its unit holds or held."""
+nearest their deadline with countdowns in working time, the extension requests awaiting a
+decision, and the daily trend. Each answer is scoped like the operator API: a unit's token sees
+the cases its unit holds or held."""
 
 from __future__ import annotations
 
@@ -94,6 +95,29 @@ class Deadlines(BaseModel):
     next_change_at: datetime | None = Field(description="when office time starts or stops next")
 
 
+class ExtensionsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class ExtensionRequest(BaseModel):
+    case_no: str
+    task_id: str
+    unit_code: str | None
+    requested_at: datetime
+    requested_until: datetime | None
+    note: str | None
+    title: str
+    urgency: str
+    resolve_by: datetime = Field(description="the task's resolve deadline now")
+
+
+class ExtensionRequests(BaseModel):
+    """Extension requests (延期申请) awaiting the district's decision, oldest first."""
+
+    items: list[ExtensionRequest]
+
+
 class TrendDay(BaseModel):
     day: str
     opened: int
@@ -141,6 +165,13 @@ def operations() -> list[Op]:
             "active tasks nearest their next deadline, with countdowns",
             Deadlines,
             query=DeadlinesQuery,
+        ),
+        Op(
+            "GET",
+            "/api/v1/extension-requests",
+            "extension requests awaiting the district's decision",
+            ExtensionRequests,
+            query=ExtensionsQuery,
         ),
         Op("GET", "/api/v1/trend", "cases opened and closed per day", Trend, query=TrendQuery),
         Op("GET", "/api/v1/me", "the caller's role and unit", Me, errors=(401,)),
@@ -237,6 +268,17 @@ async def deadlines(request: web.Request) -> web.Response:
         "next_change_at": next_change(calendar, now),
     }
     return _json(body)
+
+
+@routes.get("/api/v1/extension-requests")
+async def extension_requests(request: web.Request) -> web.Response:
+    """The district's own pending decisions beside triage: units' extension requests (a unit's
+    token sees its own)."""
+    limit = params.query(request, ExtensionsQuery).limit
+    district = request.app[SETTINGS].district_code
+    async with request.app[POOL].acquire() as conn:
+        items = await q.extension_requests(conn, district, _scope(request), limit)
+    return _json({"items": items})
 
 
 @routes.get("/api/v1/trend")

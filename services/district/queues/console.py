@@ -1,5 +1,6 @@
 """SQL of the console's screens (`console_api.py`): every open case's point in one compact
-answer, the tasks nearest their next deadline, and the daily trend. Scoped by unit when asked:
+answer, the tasks nearest their next deadline, the extension requests awaiting a decision, and
+the daily trend. Scoped by unit when asked:
 a unit sees the cases it holds or held a task of."""
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from services.district.cases.lifecycle import TERMINAL, CaseState
 
 #: states whose cases are not on the map (terminal: nothing more will happen to them)
 OFF_MAP = sorted(s.value for s in TERMINAL)
-#: task states whose holder still owes a step, and the stage that step settles
-STAGE_OF = {"assigned": "accept", "accepted": "first_contact", "contacted": "resolve"}
+#: task states whose holder still owes a step (the stage it settles: `NEAREST_DUE`)
+ACTIVE_TASK = ["assigned", "accepted", "contacted"]
 #: states in which the resolve deadline does not run (as the queue's overdue search counts)
 NOT_RUNNING = frozenset(s.value for s in (*TERMINAL, CaseState.PARKED, CaseState.RESOLVED))
 
@@ -32,10 +33,15 @@ SELECT c.case_no, c.lon, c.lat, c.urgency, c.state, c.street_code, c.resolve_by,
    AND ($3::text[] IS NULL AND c.state <> ALL($4::text[]) OR c.case_no = ANY($3::text[]))
 """
 
+#: an accepted task owes its first contact, or (where none is owed) its resolution
 NEAREST_DUE = """
 SELECT t.task_id, t.case_no, t.unit_code, t.role, t.state, c.urgency, c.title, c.supervised,
+       CASE t.state WHEN 'assigned' THEN 'accept'
+                    WHEN 'accepted' THEN CASE WHEN t.first_contact_by IS NULL THEN 'resolve'
+                                              ELSE 'first_contact' END
+                    ELSE 'resolve' END AS stage,
        CASE t.state WHEN 'assigned' THEN t.accept_by
-                    WHEN 'accepted' THEN t.first_contact_by
+                    WHEN 'accepted' THEN coalesce(t.first_contact_by, t.resolve_by)
                     ELSE t.resolve_by END AS due_at
   FROM tasks t JOIN cases c ON c.case_no = t.case_no
  WHERE t.district_code = $1 AND ($2::text IS NULL OR t.unit_code = $2)
@@ -49,8 +55,32 @@ SELECT count(*) FROM tasks t
  WHERE t.district_code = $1 AND ($2::text IS NULL OR t.unit_code = $2)
    AND t.state = ANY($3::text[])
    AND CASE t.state WHEN 'assigned' THEN t.accept_by
-                    WHEN 'accepted' THEN t.first_contact_by
+                    WHEN 'accepted' THEN coalesce(t.first_contact_by, t.resolve_by)
                     ELSE t.resolve_by END < $4
+"""
+
+#: extension requests (延期申请) the district has not decided yet: a lead or co-unit's latest
+#: request for a task still active, with no approval or refusal for that task after it
+EXTENSION_REQUESTS = """
+SELECT * FROM (
+  SELECT DISTINCT ON (e.data->>'task_id')
+         e.case_no, e.data->>'task_id' AS task_id, e.unit_code, e.at AS requested_at,
+         (e.data->>'requested_until')::timestamptz AS requested_until, e.data->>'note' AS note,
+         c.title, c.urgency, t.resolve_by
+    FROM case_events e
+    JOIN cases c ON c.case_no = e.case_no
+    JOIN tasks t ON t.task_id = e.data->>'task_id'
+                AND t.state IN ('assigned', 'accepted', 'contacted')
+   WHERE e.district_code = $1 AND e.type = 'extension_requested'
+     AND c.state <> ALL($3::text[]) AND ($2::text IS NULL OR t.unit_code = $2)
+     AND NOT EXISTS (SELECT 1 FROM case_events d
+                      WHERE d.case_no = e.case_no AND d.seq > e.seq
+                        AND d.type IN ('extension_approved', 'extension_refused')
+                        AND d.data->>'task_id' = e.data->>'task_id')
+   ORDER BY e.data->>'task_id', e.seq DESC
+) pending
+ORDER BY requested_at, task_id
+LIMIT $4
 """
 
 TREND = f"""
@@ -89,10 +119,10 @@ async def nearest_due(
     conn: asyncpg.Connection, district: str, unit: str | None, now: datetime, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """The active tasks nearest their next deadline (overdue first), and how many are overdue."""
-    states = list(STAGE_OF)
+    states = ACTIVE_TASK
     rows = await conn.fetch(NEAREST_DUE, district, unit, states, limit)
     total = await conn.fetchval(OVERDUE_TOTAL, district, unit, states, now)
-    items = [{**dict(r), "stage": STAGE_OF[r["state"]]} for r in rows]
+    items = [dict(r) for r in rows]
     return items, int(total or 0)
 
 
@@ -101,3 +131,11 @@ async def trend(
 ) -> list[dict[str, Any]]:
     """Cases opened, closed and closed on time per Shanghai day, the last `days` to `today`."""
     return [dict(r) for r in await conn.fetch(TREND, district, unit, today, days)]
+
+
+async def extension_requests(
+    conn: asyncpg.Connection, district: str, unit: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The extension requests waiting for the district's decision, oldest first."""
+    rows = await conn.fetch(EXTENSION_REQUESTS, district, unit, OFF_MAP, limit)
+    return [dict(r) for r in rows]

@@ -1,12 +1,17 @@
-// Coalescing: many live events cause one reload, at most once per `ms` (trailing).
-export function coalesce(run: () => Promise<void> | void, ms: number): () => void {
+// Coalescing: many live events cause one reload, `ms` after the first of them (trailing), and
+// no sooner than `spacing` ms after the previous reload began (a burst of events costs a
+// reload per `spacing`, a lone event is seen after `ms`).
+export function coalesce(run: () => Promise<void> | void, ms: number, spacing = 0): () => void {
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let last = -Infinity;
   return () => {
     if (timer !== null) return;
+    const wait = Math.max(ms, last + spacing - Date.now());
     timer = setTimeout(() => {
       timer = null;
+      last = Date.now();
       void run();
-    }, ms);
+    }, wait);
   };
 }
 

@@ -11,6 +11,7 @@ import type {
   CasePoint,
   CaseSummary,
   Deadlines,
+  ExtensionRequest,
   GeoJson,
   KpiReport,
   Me,
@@ -31,6 +32,7 @@ export const state = reactive({
   deadlines: null as Deadlines | null,
   deadlinesAt: 0,
   pending: [] as CaseSummary[],
+  extensions: [] as ExtensionRequest[],
   ticker: [] as CaseEvent[],
   today: null as KpiReport | null,
   month: null as KpiReport | null,
@@ -63,6 +65,8 @@ async function loadPoints(): Promise<void> {
 }
 
 const dirty = new Set<string>();
+/** Redrawing 10,000 points costs a frame or more: a burst of events redraws once a second. */
+const POINTS_SPACING_MS = 1000;
 const refreshPoints = coalesce(async () => {
   const cases = [...dirty].slice(0, 200);
   cases.forEach((c) => dirty.delete(c));
@@ -74,17 +78,23 @@ const refreshPoints = coalesce(async () => {
     else map.set(p.case_no, p);
   }
   triggerRef(points);
-}, 100);
+}, 100, POINTS_SPACING_MS);
 
 async function loadQueues(): Promise<void> {
   state.queues = await getJson<Queues>("/api/v1/queues");
 }
 
+/** The district's own pending decisions: cases waiting in its states, and the units'
+ * extension requests (the case stays in its state while one waits). */
 async function loadPending(): Promise<void> {
-  const pages = await Promise.all(
-    AT_DISTRICT.map((s) => getJson<{ items: CaseSummary[] }>(`/api/v1/cases?state=${s}&limit=50`)),
-  );
+  const [extensions, pages] = await Promise.all([
+    getJson<{ items: ExtensionRequest[] }>("/api/v1/extension-requests?limit=100"),
+    Promise.all(
+      AT_DISTRICT.map((s) => getJson<{ items: CaseSummary[] }>(`/api/v1/cases?state=${s}&limit=50`)),
+    ),
+  ]);
   state.pending = pages.flatMap((p) => p.items);
+  state.extensions = extensions.items;
 }
 
 let nextDeadlineLoad = (): void => undefined;

@@ -96,6 +96,18 @@ export interface TrendDay {
   closed_on_time: number;
 }
 
+export interface ExtensionRequest {
+  case_no: string;
+  task_id: string;
+  unit_code: string | null;
+  requested_at: string;
+  requested_until: string | null;
+  note: string | null;
+  title: string;
+  urgency: string;
+  resolve_by: string;
+}
+
 export interface CaseSummary {
   case_no: string;
   state: string;

@@ -3,7 +3,7 @@
 import { reactive } from "vue";
 import { getJson } from "../common/api";
 import { type LinkState, openStream, type Stream } from "../common/sse";
-import { coalesce } from "../common/timing";
+import { coalesce, scheduleAt } from "../common/timing";
 
 export interface Task {
   task_id: string;
@@ -12,7 +12,7 @@ export interface Task {
   kind: string;
   role: string;
   state: string;
-  deadlines: { accept_by: string; first_contact_by: string; resolve_by: string };
+  deadlines: { accept_by: string; first_contact_by: string | null; resolve_by: string };
   snapshot: {
     title: string;
     address: string;
@@ -22,6 +22,18 @@ export interface Task {
     caller?: { name: string; phone_masked: string } | null;
   };
   dispatched_at: string;
+  /** to the deadline owed next, counted as the district counts it (none: nothing owed) */
+  countdown: Countdown | null;
+  /** when this copy arrived (Date.now()): the countdown runs from there while it ticks */
+  received_ms: number;
+}
+
+export interface Countdown {
+  stage: string;
+  due_at: string;
+  remaining_s: number;
+  natural: boolean;
+  ticking: boolean;
 }
 
 export interface Figures {
@@ -50,26 +62,51 @@ export const desk = reactive({
 /** The deadline the task's holder must meet next, and for which stage. */
 export function nextDue(t: Task): { stage: string; at: string } {
   if (t.state === "open") return { stage: "accept", at: t.deadlines.accept_by };
-  if (t.state === "accepted") return { stage: "first_contact", at: t.deadlines.first_contact_by };
+  if (t.state === "accepted" && t.deadlines.first_contact_by)
+    return { stage: "first_contact", at: t.deadlines.first_contact_by };
   return { stage: "resolve", at: t.deadlines.resolve_by };
 }
 
-async function loadState(state: string): Promise<Task[]> {
+/** The seconds left on a task's countdown now (it runs only while its time counts). */
+export function secondsLeft(t: Task, now: number): number {
+  const c = t.countdown;
+  if (!c) return (new Date(nextDue(t).at).getTime() - now) / 1000;
+  return c.ticking ? c.remaining_s - (now - t.received_ms) / 1000 : c.remaining_s;
+}
+
+interface TaskPage {
+  items: Task[];
+  next: string | null;
+  next_change_at: string | null;
+}
+
+function received(t: Task): Task {
+  t.received_ms = Date.now();
+  return t;
+}
+
+async function loadState(state: string): Promise<[Task[], string | null]> {
   const out: Task[] = [];
   let after: string | null = null;
+  let change: string | null = null;
   for (let page = 0; page < PAGES_MAX; page++) {
     const query: string = `state=${state}&limit=500${after ? `&after=${encodeURIComponent(after)}` : ""}`;
-    const found: { items: Task[]; next: string | null } = await getJson(`/api/v1/tasks?${query}`);
-    out.push(...found.items);
+    const found: TaskPage = await getJson(`/api/v1/tasks?${query}`);
+    out.push(...found.items.map(received));
+    change = found.next_change_at;
     after = found.next;
     if (!after) break;
   }
-  return out;
+  return [out, change];
 }
 
+// office time starts or stops: the countdowns are read again then (no polling in between)
+let nextTaskLoad = (): void => undefined;
 async function loadTasks(): Promise<void> {
   const lists = await Promise.all(ACTIVE.map(loadState));
-  desk.tasks = new Map(lists.flat().map((t) => [t.task_id, t]));
+  desk.tasks = new Map(lists.flatMap(([tasks]) => tasks).map((t) => [t.task_id, t]));
+  nextTaskLoad();
+  nextTaskLoad = scheduleAt(() => void loadTasks(), lists[0][1]);
 }
 
 async function loadFigures(): Promise<void> {
@@ -79,7 +116,7 @@ async function loadFigures(): Promise<void> {
 const refreshFigures = coalesce(loadFigures, 500);
 
 async function reloadTask(taskId: string): Promise<void> {
-  const t = await getJson<Task>(`/api/v1/tasks/${encodeURIComponent(taskId)}`);
+  const t = received(await getJson<Task>(`/api/v1/tasks/${encodeURIComponent(taskId)}`));
   if (ACTIVE.includes(t.state)) desk.tasks.set(t.task_id, t);
   else desk.tasks.delete(t.task_id);
 }
@@ -106,4 +143,5 @@ export async function start(): Promise<void> {
 export function stop(): void {
   stream?.close();
   stream = null;
+  nextTaskLoad();
 }
