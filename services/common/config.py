@@ -43,6 +43,11 @@ class Settings:
     territory_geojson: Path | None = field(
         default_factory=lambda: Path(p) if (p := _env("TERRITORY_GEOJSON", "")) else None
     )
+    #: the deadline policy (SLA table, office hours, warn fraction); unset: the reference
+    #: directory's deadline_policy.csv
+    deadline_policy: Path | None = field(
+        default_factory=lambda: Path(p) if (p := _env("DEADLINE_POLICY", "")) else None
+    )
     #: units the reference street platform serves; empty: every street and department.
     street_units: tuple[str, ...] = field(
         default_factory=lambda: tuple(u for u in _env("STREET_UNITS", "").split(",") if u)
@@ -58,6 +63,10 @@ class Settings:
     instance: str = field(
         default_factory=lambda: _env("INSTANCE", f"{os.uname().nodename}-{os.getpid()}")
     )
+
+    @property
+    def deadline_policy_path(self) -> Path:
+        return self.deadline_policy or self.reference_dir / "deadline_policy.csv"
 
     @property
     def center_unit(self) -> str:
