@@ -56,6 +56,13 @@ class Settings:
     #: category opened within the window (hours) joins that case.
     merge_radius_m: float = field(default_factory=lambda: float(_env("MERGE_RADIUS_M", "100")))
     merge_window_h: float = field(default_factory=lambda: float(_env("MERGE_WINDOW_H", "24")))
+    #: not ours only when sure: a point outside the district boundary by more than this
+    #: (metres) is not ours; nearer, it goes to the nearest street ("nearest") or to manual
+    #: triage ("triage")
+    not_ours_margin_m: float = field(
+        default_factory=lambda: float(_env("NOT_OURS_MARGIN_M", "1000"))
+    )
+    near_edge: str = field(default_factory=lambda: _env("NEAR_EDGE", "nearest"))
     #: an action parked waiting for its case is dead-lettered (unknown_case) after this.
     parked_max_days: float = field(default_factory=lambda: float(_env("PARKED_MAX_DAYS", "7")))
     group_prefix: str = field(default_factory=lambda: _env("GROUP_PREFIX", "cityops"))

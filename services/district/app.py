@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import cast
 
 from aiohttp import web
 
@@ -49,6 +50,7 @@ from services.district.keys import (
 )
 from services.district.queues import gauges
 from services.district.routing import queries
+from services.district.routing.edge import EdgePolicy, NearEdge
 
 __all__ = ["CLOCK", "DECISIONS", "POOL", "SETTINGS", "create_app"]
 
@@ -112,7 +114,8 @@ async def _decisions(app: web.Application) -> AsyncIterator[None]:
     calendar = policy.calendar(
         on_fallback=lambda year: metrics.calendar_fallback.labels(str(year)).set(1)
     )
-    ctx = Context(ref, calendar, policy, load_vault(s), metrics)
+    edge = EdgePolicy(s.not_ours_margin_m, cast(NearEdge, s.near_edge))
+    ctx = Context(ref, calendar, policy, load_vault(s), metrics, edge)
     app[DECISIONS] = Decisions(ctx)
     yield
 
