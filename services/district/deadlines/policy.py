@@ -88,7 +88,7 @@ GRID = "grid"  # the request type of road-chief (grid) reports in the policy fil
 @dataclass(frozen=True)
 class DeadlinePolicy:
     """The deadline table (`deploy/reference/deadline_policy.csv`, no defaults in code);
-    `from_mapping` / `to_mapping` use duration strings."""
+    `with_mapping` / `to_mapping` use duration strings."""
 
     accept_normal: Duration
     accept_urgent: Duration
