@@ -28,8 +28,7 @@ from services.common.metrics import Metrics
 from services.common.outbox import Pending, partition
 from services.devstack import free_port
 from services.district.cases.model import Changes
-from services.district.deadlines.policy import DeadlinePolicy
-from services.district.deadlines.workcal import WorkCalendar
+from services.district.deadlines.policy_file import load_policy
 from services.district.decisions import Decisions
 from services.district.decisions.context import Context
 from services.district.intake.batch import WorkingSet
@@ -280,7 +279,8 @@ async def build_intake(
     async with pool.acquire() as conn:
         ref = await routing_queries.load_reference(conn, settings.district_code)
     metrics = Metrics()
-    desk = Decisions(Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), metrics))
+    policy = load_policy(settings.deadline_policy_path, ref.categories)
+    desk = Decisions(Context(ref, policy.calendar(), policy, load_vault(settings), metrics))
     return Intake(
         pool,
         desk,

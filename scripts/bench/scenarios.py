@@ -41,8 +41,7 @@ from services.common.http import GC_THRESHOLD
 from services.common.kafka import PARTITIONS, make_consumer, make_producer
 from services.common.metrics import Metrics
 from services.common.outbox import Publisher
-from services.district.deadlines.policy import DeadlinePolicy
-from services.district.deadlines.workcal import WorkCalendar
+from services.district.deadlines.policy_file import load_policy
 from services.district.decisions import Decisions
 from services.district.decisions.context import Context
 from services.district.routing import queries as routing_queries
@@ -95,9 +94,8 @@ async def bench_timers(settings: Settings) -> float:
         async with pool.acquire() as conn:
             ref = await routing_queries.load_reference(conn, settings.district_code)
             due = await conn.fetchval("SELECT count(*) FROM task_timers")
-        desk = Decisions(
-            Context(ref, WorkCalendar(), DeadlinePolicy(), load_vault(settings), Metrics())
-        )
+        policy = load_policy(settings.deadline_policy_path, ref.categories)
+        desk = Decisions(Context(ref, policy.calendar(), policy, load_vault(settings), Metrics()))
         clock = FakeClock(datetime.now(UTC) + timedelta(days=30))
         worker = TimerWorker(pool, desk, lambda _: None, clock, settings.district_code)
         started, fired = time.perf_counter(), 0

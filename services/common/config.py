@@ -43,6 +43,11 @@ class Settings:
     territory_geojson: Path | None = field(
         default_factory=lambda: Path(p) if (p := _env("TERRITORY_GEOJSON", "")) else None
     )
+    #: the deadline policy (SLA table, office hours, warn fraction); unset: the reference
+    #: directory's deadline_policy.csv
+    deadline_policy: Path | None = field(
+        default_factory=lambda: Path(p) if (p := _env("DEADLINE_POLICY", "")) else None
+    )
     #: units the reference street platform serves; empty: every street and department.
     street_units: tuple[str, ...] = field(
         default_factory=lambda: tuple(u for u in _env("STREET_UNITS", "").split(",") if u)
@@ -51,6 +56,13 @@ class Settings:
     #: category opened within the window (hours) joins that case.
     merge_radius_m: float = field(default_factory=lambda: float(_env("MERGE_RADIUS_M", "100")))
     merge_window_h: float = field(default_factory=lambda: float(_env("MERGE_WINDOW_H", "24")))
+    #: not ours only when sure: a point outside the district boundary by more than this
+    #: (metres) is not ours; nearer, it goes to the nearest street ("nearest") or to manual
+    #: triage ("triage")
+    not_ours_margin_m: float = field(
+        default_factory=lambda: float(_env("NOT_OURS_MARGIN_M", "1000"))
+    )
+    near_edge: str = field(default_factory=lambda: _env("NEAR_EDGE", "nearest"))
     #: an action parked waiting for its case is dead-lettered (unknown_case) after this.
     parked_max_days: float = field(default_factory=lambda: float(_env("PARKED_MAX_DAYS", "7")))
     group_prefix: str = field(default_factory=lambda: _env("GROUP_PREFIX", "cityops"))
@@ -58,6 +70,10 @@ class Settings:
     instance: str = field(
         default_factory=lambda: _env("INSTANCE", f"{os.uname().nodename}-{os.getpid()}")
     )
+
+    @property
+    def deadline_policy_path(self) -> Path:
+        return self.deadline_policy or self.reference_dir / "deadline_policy.csv"
 
     @property
     def center_unit(self) -> str:

@@ -99,6 +99,13 @@ class Metrics:
             ["unit"],
             registry=r,
         )
+        self.district_edge = Counter(
+            "cityops_district_edge",
+            "Cases outside the district boundary or naming another district: not ours, or kept "
+            "(the nearest street, or triage)",
+            ["source", "outcome", "reason"],
+            registry=r,
+        )
         self.timer_alarms = Counter(
             "cityops_timer_alarms", "Deadline alarms fired", ["stage", "kind"], registry=r
         )

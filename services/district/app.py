@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import cast
 
 from aiohttp import web
 
@@ -28,9 +29,8 @@ from services.district.api import queues as queue_api
 from services.district.api.console import routes as console_routes
 from services.district.api.live_resume import keeper as recent_events
 from services.district.cases.store import CaseStore
-from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.policy_file import load_policy
 from services.district.deadlines.timers import TimerWorker
-from services.district.deadlines.workcal import WorkCalendar
 from services.district.decisions import Decisions
 from services.district.decisions.context import Context
 from services.district.intake.duplicates import DuplicatePolicy
@@ -50,6 +50,7 @@ from services.district.keys import (
 )
 from services.district.queues import gauges
 from services.district.routing import queries
+from services.district.routing.edge import EdgePolicy, NearEdge
 
 __all__ = ["CLOCK", "DECISIONS", "POOL", "SETTINGS", "create_app"]
 
@@ -108,10 +109,13 @@ async def _decisions(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     async with app[POOL].acquire() as conn:
         ref = await queries.load_reference(conn, s.district_code)
-    calendar = WorkCalendar(
+    # a bad policy file stops the start, naming its line and field
+    policy = load_policy(s.deadline_policy_path, ref.categories)
+    calendar = policy.calendar(
         on_fallback=lambda year: metrics.calendar_fallback.labels(str(year)).set(1)
     )
-    ctx = Context(ref, calendar, DeadlinePolicy(), load_vault(s), metrics)
+    edge = EdgePolicy(s.not_ours_margin_m, cast(NearEdge, s.near_edge))
+    ctx = Context(ref, calendar, policy, load_vault(s), metrics, edge)
     app[DECISIONS] = Decisions(ctx)
     yield
 

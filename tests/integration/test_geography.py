@@ -90,7 +90,9 @@ async def test_official_territories_replace_the_generated_ones(
     inside = _order("GEO-OFFICIAL", "静安区南京西路1025弄附近", "暴露垃圾", located)
     away = {"lon": 121.4561, "lat": 31.23711, "crs": "wgs84"}  # 石门二路 by the anchors only
     outside = _order("GEO-OUTSIDE", "静安区泰兴路某小区门口", "暴露垃圾", away)
-    async with running(district_app(settings)), Topics(settings) as t:
+    # 900 m outside the (tiny) official polygon: not ours with a margin of 500 m
+    strict = replace(settings, not_ours_margin_m=500)
+    async with running(district_app(strict)), Topics(settings) as t:
         for order in (inside, outside):
             await t.publish(topics.WORKORDERS, order["order_no"], order)
         [task] = await t.wait_for(

@@ -65,10 +65,12 @@ async def test_samples_are_dispatched_to_the_owning_units(settings: Settings) ->
             topics.REPLIES, lambda m: m["order_no"] == "HL2026112700132", "not_our_district reply"
         )
         assert reply["kind"] == "not_our_district" and "徐汇区" in reply["text"]
-        # no coordinates and no matching category: waits for manual triage
+        # no matching category (9901): waits for manual triage, where an operator classifies it
         [triage] = await t.wait_for(
             topics.CASE_EVENTS,
-            lambda m: m["to_state"] == "triage" and m["data"].get("reason", "").startswith("loc"),
+            lambda m: (
+                m["to_state"] == "triage" and m["data"].get("reason", "").startswith("unclassified")
+            ),
             "HL2026112700127 in triage",
         )
         assert triage["type"] == "to_triage"

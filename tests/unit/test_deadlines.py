@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.district.deadlines.policy import (
-    DeadlinePolicy,
     Deadlines,
     Duration,
     Unit,
@@ -16,11 +15,12 @@ from services.district.deadlines.policy import (
     stage_status,
     warn_at,
 )
+from services.district.deadlines.policy_file import default_policy
 from services.district.deadlines.workcal import WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()
-POLICY = DeadlinePolicy()
+POLICY = default_policy()  # deploy/reference/deadline_policy.csv
 
 
 def at(day: str, hhmm: str = "00:00") -> datetime:
@@ -277,13 +277,20 @@ def test_policy_defaults_as_plain_mapping() -> None:
         "supervised": "3WD",
         "reopened": "3WD",
         "max_extension": "15WD",
+        "triage_normal": "2WH",
+        "triage_urgent": "30min",
+        "triage_critical": "30min",
+        "escalation_decision_normal": "4WH",
+        "escalation_decision_urgent": "1h",
+        "escalation_decision_critical": "1h",
+        "extension_decision": "1WD",
         "warn_fraction": 0.8,
     }
-    assert DeadlinePolicy.from_mapping(json.loads(json.dumps(mapping))) == POLICY
+    assert POLICY.with_mapping(json.loads(json.dumps(mapping))) == POLICY
 
 
 def test_policy_from_partial_mapping() -> None:
-    policy = DeadlinePolicy.from_mapping(
+    policy = POLICY.with_mapping(
         {
             "accept_normal": "2WH",
             "resolve_by_request_type": {"complaint": "3WD"},
@@ -310,7 +317,7 @@ def test_policy_from_partial_mapping() -> None:
 )
 def test_policy_from_bad_mapping(mapping: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        DeadlinePolicy.from_mapping(mapping)
+        POLICY.with_mapping(mapping)
 
 
 def test_first_contact_not_owed_is_none() -> None:

@@ -22,8 +22,7 @@ from services.common.crypto import PhoneVault
 from services.common.metrics import Metrics
 from services.district.cases.lifecycle import CaseState, TaskState
 from services.district.cases.model import CaseRec, Changes, TaskRec
-from services.district.deadlines.policy import DeadlinePolicy
-from services.district.deadlines.workcal import WorkCalendar
+from services.district.deadlines.policy_file import default_policy
 from services.district.decisions import Decisions
 from services.district.decisions.context import Context
 from services.district.intake.batch import WorkingSet
@@ -38,7 +37,7 @@ ORDER_NO, STREET, DEPT = "HL2026112700124", "310106011000", "310106-CGZF"
 METRICS = Metrics()
 REF = load_csv(ROOT / "deploy" / "reference", "310106")
 DECISIONS = Decisions(
-    Context(REF, WorkCalendar(), DeadlinePolicy(), PhoneVault(bytes(32)), METRICS)
+    Context(REF, default_policy().calendar(), default_policy(), PhoneVault(bytes(32)), METRICS)
 )
 INTAKE = Intake(None, DECISIONS, METRICS, "310106")  # type: ignore[arg-type]  # no I/O here
 

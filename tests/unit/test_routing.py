@@ -48,3 +48,9 @@ def test_urgent_by_default_categories_raise_urgency_but_never_lower_it() -> None
     assert effective_urgency("normal", flooding) == "urgent"
     assert effective_urgency("critical", flooding) == "critical"
     assert effective_urgency("normal", litter) == "normal"
+
+
+def test_unclassified_goes_to_district_triage_not_a_street() -> None:
+    decision = route(REF.categories["9901"], "310106012000", REF)
+    assert decision.unit_code is None
+    assert decision.reason.startswith("unclassified (9901)")

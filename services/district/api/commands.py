@@ -1,7 +1,7 @@
 """The district's decisions on a case over HTTP: `POST /api/v1/cases/{case_no}/<command>`
-(triage, joint tasks, extension decisions, supervision, verification, parking, rejection,
-并案 merge and split, revealing the caller's phone). Each goes through the same decision code
-as the consumer (`decisions`), in one transaction, and answers with the case."""
+(triage, reclassifying, joint tasks, extension decisions, supervision, verification, parking,
+rejection, 并案 merge and split, revealing the caller's phone). Each goes through the same
+decision code as the consumer (`decisions`), in one transaction, and answers with the case."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from services.district.api.models import (
     JointTask,
     MergeCase,
     PhoneRevealed,
+    Reclassify,
     RevealPhone,
     SplitReport,
     Verification,
@@ -78,6 +79,12 @@ _command(
     "dispatch",
     DispatchTo,
     lambda d, c, b, now, ch: d.dispatch.to_unit(c, b.unit, b.actor, b.reason, now, ch),
+    OPERATORS,
+)
+_command(
+    "reclassify",
+    Reclassify,
+    lambda d, c, b, now, ch: d.operator.reclassify(c, b.category_code, b.actor, b.reason, now, ch),
     OPERATORS,
 )
 _command(

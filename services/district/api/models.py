@@ -132,6 +132,13 @@ class DispatchTo(Command):
     unit: str
 
 
+class Reclassify(Command):
+    """A new category for the case (e.g. an unclassified 9901 one): the units' tasks are
+    withdrawn and the case is routed again by it."""
+
+    category_code: str = Field(min_length=1, max_length=10, examples=["0102"])
+
+
 class JointTask(Command):
     lead: str
     co_units: list[str] = Field(min_length=1, max_length=10)

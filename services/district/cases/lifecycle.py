@@ -69,6 +69,7 @@ class Event(StrEnum):
     VERIFY_FAILED = "verify_failed"
     REJECTED = "rejected"
     MERGED = "merged"
+    RECLASSIFIED = "reclassified"
 
 
 TERMINAL = frozenset(
@@ -109,6 +110,8 @@ TRANSITIONS: dict[Event, dict[CaseState | None, CaseState | object]] = {
     Event.VERIFY_FAILED: {_S.RESOLVED: _S.REOPENED},
     Event.REJECTED: {s: _S.REJECTED for s in (_S.RECEIVED, _S.TRIAGE, _S.RETURNED, _S.ESCALATED)},
     Event.MERGED: {s: _S.MERGED for s in (_S.RECEIVED, _S.TRIAGE, *WORKING)},
+    # a district operator's new category: back to received, routed again at once
+    Event.RECLASSIFIED: {s: _S.RECEIVED for s in (*AT_DISTRICT, *WORKING)},
     Event.NOT_OURS: {_S.RECEIVED: _S.NOT_OURS, _S.TRIAGE: _S.NOT_OURS},
     Event.SELF_HANDLED: {_S.RECEIVED: _S.CLOSED},
     Event.ACCEPTED: {_S.DISPATCHED: _S.ACCEPTED, _S.REOPENED: _S.ACCEPTED},

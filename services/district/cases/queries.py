@@ -62,6 +62,8 @@ CASES = Table(
 )
 MUTABLE_CASE = (
     "state",
+    "category_code",
+    "category_name",
     "street_code",
     "urgency",
     "reporters",

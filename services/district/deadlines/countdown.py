@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta
 
 from contracts.common import Urgency
 from services.district.deadlines.policy import is_natural
-from services.district.deadlines.workcal import DEFAULT_OFFICE_HOURS, WorkCalendar
+from services.district.deadlines.workcal import WorkCalendar
 
 #: a working-time clock stops or starts at an office period's edge within this many days
 _LOOKAHEAD_DAYS = 40
@@ -40,9 +40,10 @@ def countdown(
 def in_office(
     calendar: WorkCalendar,
     now: datetime,
-    hours: Sequence[tuple[time, time]] = DEFAULT_OFFICE_HOURS,
+    hours: Sequence[tuple[time, time]] | None = None,
 ) -> bool:
-    """Whether `now` lies in an office period of a working day."""
+    """Whether `now` lies in an office period of a working day (the calendar's by default)."""
+    hours = calendar.office_hours if hours is None else hours
     local = calendar.to_local(now)
     if not calendar.is_workday(local.date()):
         return False
@@ -52,9 +53,10 @@ def in_office(
 def next_change(
     calendar: WorkCalendar,
     now: datetime,
-    hours: Sequence[tuple[time, time]] = DEFAULT_OFFICE_HOURS,
+    hours: Sequence[tuple[time, time]] | None = None,
 ) -> datetime | None:
     """The next instant after `now` at which office time starts or stops counting."""
+    hours = calendar.office_hours if hours is None else hours
     local = calendar.to_local(now)
     for offset in range(_LOOKAHEAD_DAYS):
         day = local.date() + timedelta(days=offset)

@@ -1,7 +1,9 @@
 """Case deadlines (SLA) from domain.md "Deadlines (SLA)" (pure, no I/O).
 
-Normal cases count working time on a `WorkCalendar`; urgent and critical cases run on the
-clock, so for them a working hour is a natural hour and a working day is 24 hours.
+The table itself is data: `deploy/reference/deadline_policy.csv`, read at start by
+`policy_file.load_policy` (the code holds no defaults). Normal cases count working time on a
+`WorkCalendar`; urgent and critical cases run on the clock,
+so for them a working hour is a natural hour and a working day is 24 hours.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
 from contracts.common import Urgency
 from services.district.deadlines.workcal import WorkCalendar
+
+OfficeHours = tuple[tuple[time, time], ...]
 
 URGENCIES = tuple(u.value for u in Urgency)
 DEFAULT_WARN_FRACTION = 0.8
@@ -76,34 +80,66 @@ def parse_duration(text: str) -> Duration:
     return Duration(amount, unit)
 
 
-def _default_resolve_by_type() -> Mapping[str, Duration]:
-    one, five = Duration(1, Unit.WORKING_DAYS), Duration(5, Unit.WORKING_DAYS)
-    table = {"consultation": one, "suggestion": one, "praise": one, "help": five, "complaint": five}
-    return MappingProxyType(table)
+#: category overrides: (category code, request type or "grid" or "*") -> resolve duration
+CategoryOverrides = Mapping[tuple[str, str], Duration]
+GRID = "grid"  # the request type of road-chief (grid) reports in the policy file
 
 
 @dataclass(frozen=True)
 class DeadlinePolicy:
-    """The configurable deadline table; `from_mapping` / `to_mapping` use duration strings."""
+    """The deadline table (`deploy/reference/deadline_policy.csv`, no defaults in code);
+    `with_mapping` / `to_mapping` use duration strings."""
 
-    accept_normal: Duration = Duration(1, Unit.WORKING_HOURS)
-    accept_urgent: Duration = Duration(30, Unit.MINUTES)
-    accept_critical: Duration = Duration(15, Unit.MINUTES)
-    first_contact_normal: Duration = Duration(1, Unit.WORKING_DAYS)
-    first_contact_urgent: Duration = Duration(2, Unit.HOURS)
-    first_contact_critical: Duration = Duration(2, Unit.HOURS)
-    resolve_by_request_type: Mapping[str, Duration] = field(
-        default_factory=_default_resolve_by_type, hash=False
+    accept_normal: Duration
+    accept_urgent: Duration
+    accept_critical: Duration
+    first_contact_normal: Duration
+    first_contact_urgent: Duration
+    first_contact_critical: Duration
+    resolve_by_request_type: Mapping[str, Duration] = field(hash=False)
+    grid_default: Duration
+    supervised: Duration
+    reopened: Duration
+    max_extension: Duration
+    #: the district's own stages: manual triage, an escalation's decision, an extension's
+    triage_normal: Duration
+    triage_urgent: Duration
+    triage_critical: Duration
+    escalation_decision_normal: Duration
+    escalation_decision_urgent: Duration
+    escalation_decision_critical: Duration
+    extension_decision: Duration
+    warn_fraction: float
+    office_hours: OfficeHours
+    #: a category's own resolve deadline, before the request type's or its `handle_sla`
+    category_resolve: CategoryOverrides = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
     )
-    grid_default: Duration = Duration(5, Unit.WORKING_DAYS)
-    supervised: Duration = Duration(3, Unit.WORKING_DAYS)
-    reopened: Duration = Duration(3, Unit.WORKING_DAYS)
-    max_extension: Duration = Duration(15, Unit.WORKING_DAYS)
-    warn_fraction: float = DEFAULT_WARN_FRACTION
 
     def __post_init__(self) -> None:
         if not 0.0 < self.warn_fraction < 1.0:
             raise ValueError(f"warn_fraction must be in (0, 1), got {self.warn_fraction}")
+        WorkCalendar(office_hours=self.office_hours)  # ordered, non-overlapping periods
+
+    def calendar(self, **kwargs: Any) -> WorkCalendar:
+        """The working-time calendar of the policy's office hours."""
+        return WorkCalendar(office_hours=self.office_hours, **kwargs)
+
+    def triage(self, urgency: Urgency) -> Duration:
+        return _by_urgency(urgency, self.triage_normal, self.triage_urgent, self.triage_critical)
+
+    def escalation_decision(self, urgency: Urgency) -> Duration:
+        return _by_urgency(
+            urgency,
+            self.escalation_decision_normal,
+            self.escalation_decision_urgent,
+            self.escalation_decision_critical,
+        )
+
+    def resolve_for_category(self, category_code: str, request_type: str | None) -> Duration | None:
+        """The category's override of the resolve deadline, if the policy has one."""
+        table = self.category_resolve
+        return table.get((category_code, request_type or GRID)) or table.get((category_code, "*"))
 
     def accept(self, urgency: Urgency) -> Duration:
         return _by_urgency(urgency, self.accept_normal, self.accept_urgent, self.accept_critical)
@@ -122,20 +158,22 @@ class DeadlinePolicy:
         except KeyError:
             raise ValueError(f"no resolve deadline for request_type {request_type!r}") from None
 
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, object]) -> DeadlinePolicy:
-        """Build from plain values; missing keys keep defaults, request types merge over them."""
-        known = {f.name for f in fields(cls)}
+    def with_mapping(self, data: Mapping[str, object]) -> DeadlinePolicy:
+        """This policy with plain values over it; request types merge over its own."""
+        known = {f.name for f in fields(self)} - _NOT_MAPPED
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown deadline policy keys: {sorted(unknown)}")
-        kwargs: dict[str, Any] = {k: _policy_value(k, v) for k, v in data.items()}
-        return replace(cls(), **kwargs)
+        kwargs: dict[str, Any] = {k: _policy_value(self, k, v) for k, v in data.items()}
+        return replace(self, **kwargs)
 
     def to_mapping(self) -> dict[str, object]:
+        """The durations, request types and warn fraction as plain values."""
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _NOT_MAPPED:
+                continue
             if isinstance(value, Duration):
                 out[f.name] = str(value)
             elif f.name == "resolve_by_request_type":
@@ -143,6 +181,9 @@ class DeadlinePolicy:
             else:
                 out[f.name] = value
         return out
+
+
+_NOT_MAPPED = frozenset({"office_hours", "category_resolve"})
 
 
 def _as_duration(key: str, value: object) -> Duration:
@@ -153,7 +194,7 @@ def _as_duration(key: str, value: object) -> Duration:
     raise ValueError(f"{key}: expected a duration string, got {value!r}")
 
 
-def _policy_value(key: str, value: object) -> object:
+def _policy_value(base: DeadlinePolicy, key: str, value: object) -> object:
     if key == "warn_fraction":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"warn_fraction: expected a number, got {value!r}")
@@ -161,7 +202,7 @@ def _policy_value(key: str, value: object) -> object:
     if key == "resolve_by_request_type":
         if not isinstance(value, Mapping):
             raise ValueError(f"{key}: expected a mapping, got {value!r}")
-        table = dict(_default_resolve_by_type())
+        table = dict(base.resolve_by_request_type)
         table.update({str(k): _as_duration(f"{key}.{k}", v) for k, v in value.items()})
         return MappingProxyType(table)
     return _as_duration(key, value)
@@ -194,11 +235,16 @@ def _resolve_duration(
     category_sla: str | None,
     reopened: bool,
     supervised: bool,
+    category_code: str | None,
 ) -> Duration:
     if reopened:
         return policy.reopened
     if supervised:
         return policy.supervised
+    if category_code is not None:
+        override = policy.resolve_for_category(category_code, request_type)
+        if override is not None:
+            return override
     if request_type is not None:
         return policy.resolve_for_type(request_type)
     return parse_duration(category_sla) if category_sla else policy.grid_default
@@ -216,12 +262,14 @@ def compute_deadlines(
     reopened: bool = False,
     supervised: bool = False,
     first_contact_owed: bool = True,
+    category_code: str | None = None,
 ) -> Deadlines:
     """Stage deadlines for a case dispatched at `dispatched_at`.
 
-    12345 orders (request_type given) resolve by the request-type rule, grid reports by the
-    category SLA (policy.grid_default when none); reopened and supervised cases by their own
-    rule. First contact only where `first_contact_owed` (else None). Resolution is never due
+    Reopened and supervised cases resolve by their own rule; otherwise a category override of
+    the policy (`category_code`) comes first, then 12345 orders (request_type given) by the
+    request-type rule, grid reports by the category SLA (policy.grid_default when none).
+    First contact only where `first_contact_owed` (else None). Resolution is never due
     before acceptance, first contact never after resolution,
     and an earlier `municipal_due` caps all three while it lies ahead: once it has passed, the
     task gets the policy's deadlines (a task is never due before it is dispatched).
@@ -230,7 +278,9 @@ def compute_deadlines(
     start = calendar.to_local(dispatched_at)
     accept = policy.accept(urgency).after(start, calendar, natural)
     first = policy.first_contact(urgency).after(start, calendar, natural)
-    resolve_rule = _resolve_duration(policy, request_type, category_sla, reopened, supervised)
+    resolve_rule = _resolve_duration(
+        policy, request_type, category_sla, reopened, supervised, category_code
+    )
     resolve = max(resolve_rule.after(start, calendar, natural), accept)
     first = min(first, resolve)
     if municipal_due is not None and municipal_due > dispatched_at:

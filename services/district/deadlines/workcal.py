@@ -56,6 +56,7 @@ class WorkCalendar:
         self.tz = ZoneInfo(tz)
         self.fallback_years: set[int] = set()
         self._periods = periods
+        self.office_hours = tuple(office_hours)
         self._day_length = sum((end - begin for begin, end in periods), _ZERO)
         self._on_fallback = on_fallback
         self._workdays: dict[date, bool] = {}

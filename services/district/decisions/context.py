@@ -1,14 +1,15 @@
 """What every decision reads (reference data, working calendar, deadline policy, phone vault,
-metrics), and the two ways a decision says no."""
+metrics, the not-ours margin), and the two ways a decision says no."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.crypto import PhoneVault
 from services.common.metrics import Metrics
 from services.district.deadlines.policy import DeadlinePolicy
 from services.district.deadlines.workcal import WorkCalendar
+from services.district.routing.edge import EdgePolicy
 from services.district.routing.reference import Reference
 
 
@@ -21,6 +22,8 @@ class Context:
     policy: DeadlinePolicy
     vault: PhoneVault
     metrics: Metrics
+    #: not ours only when sure (CITYOPS_NOT_OURS_MARGIN_M, CITYOPS_NEAR_EDGE)
+    edge: EdgePolicy = field(default_factory=EdgePolicy)
 
 
 class Refused(Exception):

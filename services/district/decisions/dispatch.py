@@ -98,6 +98,7 @@ class Dispatch:
             policy=self.ctx.policy,
             reopened=reopened,
             first_contact_owed=owed,
+            category_code=case.category_code,
         )
 
     def to_unit(

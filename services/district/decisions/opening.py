@@ -4,6 +4,7 @@ district's). Pure."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from services.district.cases.model import CaseRec, Changes
 from services.district.decisions.context import Context
 from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
+from services.district.routing.edge import TRIAGE, Placement, place
 from services.district.routing.geo import to_wgs84
 from services.district.routing.reference import SHANGHAI_DISTRICTS, Category
 from services.district.routing.rules import classify, effective_urgency
@@ -31,15 +33,27 @@ class Opening:
         category, matched = classify(order.category_hint, ref)
         case = self._order_case(order, category, case_no, now)
         self._open(case, now, ch, {"category_matched": matched, "hint": order.category_hint})
-        lon, lat = case.lon, case.lat
-        located = None if lon is None or lat is None else ref.territory.locate(lon, lat)
-        if order.district_code != ref.district_code or (lon is not None and located is None):
-            self._not_ours(case, order.district_code, now, ch)
+        # not ours only when sure (routing/edge.py); no coordinates: the street the address
+        # names, if it names exactly one
+        placed = place(ref, self.ctx.edge, case.lon, case.lat, order.address, order.district_code)
+        self._edge(case, placed, now, ch)
+        if placed.not_ours:
+            self._not_ours(case, placed.district_code or "", now, ch)
             return case
-        # no coordinates: the street named by the address, if it names exactly one
-        case.street_code = located.unit_code if located else ref.gazetteer.street_of(order.address)
+        case.street_code = placed.street_code
         self.dispatch.route(case, now, origin_ms, ch)
         return case
+
+    def _edge(self, case: CaseRec, placed: Placement, now: datetime, ch: Changes) -> None:
+        """Counted and recorded when the case lay outside or named another district."""
+        if placed.outcome is None:
+            return
+        m, labels = self.ctx.metrics, (case.source, placed.outcome, placed.reason or "")
+        self.log.after(ch, lambda: m.district_edge.labels(*labels).inc())
+        if not placed.not_ours:
+            self.log.record(
+                case, "near_edge", now, "routing", ch, placed.street_code, placed.data()
+            )
 
     def _order_case(
         self, order: WorkOrder, category: Category, case_no: str, now: datetime
@@ -80,8 +94,9 @@ class Opening:
         ref = self.ctx.ref
         category, matched = classify(report.category_hint, ref)
         lon, lat = to_wgs84(report.location.lon, report.location.lat, report.location.crs)
-        located = ref.territory.locate(lon, lat)
-        place = f"{report.road} {report.segment}".strip()
+        # a road chief's report is ours: far outside, a district operator decides (triage)
+        placed = place(ref, self.ctx.edge, lon, lat, None)
+        where = f"{report.road} {report.segment}".strip()
         case = CaseRec(
             case_no=case_no,
             district_code=ref.district_code,
@@ -91,16 +106,19 @@ class Opening:
             category_code=category.code,
             category_name=category.name,
             urgency=effective_urgency(report.urgency, category),
-            title=place,
+            title=where,
             description=report.description,
-            address=place,
+            address=where,
             received_at=report.reported_at,
             opened_at=now,
             lon=lon,
             lat=lat,
-            street_code=located.unit_code if located else None,
+            street_code=placed.street_code,
         )
         self._open(case, now, ch, {"category_matched": matched, "road_chief": report.road_chief.id})
+        if placed.not_ours:  # far outside: kept for triage, counted as such
+            placed = replace(placed, not_ours=False, outcome=TRIAGE)
+        self._edge(case, placed, now, ch)
         if report.handled_on_site:
             self._handled_on_site(case, report, now, ch)
             return case

@@ -1,5 +1,6 @@
 """What a district operator decides about a case (besides dispatching and merging it):
-extensions, supervision (督办), verification, parking (挂账), rejection, revealing the
+extensions, supervision (督办), verification, parking (挂账), rejection, reclassifying (and
+routing again), revealing the
 caller's phone to a unit. Pure: every decision mutates records and appends to `Changes`."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from datetime import datetime
 from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
-from services.district.cases.lifecycle import CaseState, Event, TaskState
+from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES
 from services.district.deadlines.pause import resumed_deadline, resumed_start
@@ -18,6 +19,7 @@ from services.district.decisions.context import Context, Forbidden, Refused, Wit
 from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
 from services.district.decisions.upstream import Upstream
+from services.district.routing.rules import effective_urgency
 
 #: the case state an unparked case resumes, by its lead task's state
 _RESUMED = {
@@ -198,6 +200,39 @@ class Operator:
             if deadline is not None and done(task) is None:
                 setattr(task, attr, resumed_deadline(deadline, parked_at, now, cal, natural))
         task.clock_start = resumed_start(task.started, parked_at, now, cal, natural)
+
+    def reclassify(
+        self,
+        case: CaseRec,
+        category_code: str,
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+    ) -> None:
+        """A new category (a district operator's): the units' tasks are withdrawn and the case
+        is routed again by it (or waits in triage), the urgency rising to the category's."""
+        category = self.ctx.ref.categories.get(category_code)
+        if category is None:
+            raise Refused(f"unknown category {category_code!r}")
+        if category.code == case.category_code:
+            raise Refused(f"the case is already in category {category_code}")
+        next_state(case.state, Event.RECLASSIFIED)  # refused before anything changes
+        before = {"code": case.category_code, "name": case.category_name}
+        withdrawn = [t.task_id for t in case.active_tasks()]
+        note = f"案件重新分类为「{category.name}」，任务撤回。"
+        self.log.tell_units(case, TaskKind.WITHDRAWN, note, ch)
+        case.category_code, case.category_name = category.code, category.name
+        case.urgency = effective_urgency(case.urgency, category)
+        data = {
+            "category_before": before,
+            "category_after": {"code": category.code, "name": category.name},
+            "withdrawn": withdrawn,
+            "reason": reason,
+        }
+        unit = case.handling_unit()
+        self.log.transition(case, Event.RECLASSIFIED, now, actor, ch, unit_code=unit, data=data)
+        self.dispatch.route(case, now, None, ch)
 
     def reject(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
         """Return the order upstream (退回): not for the district to handle."""

@@ -73,6 +73,12 @@ class Gazetteer:
             return None
         return AddressMatch(next(iter(candidates)), names)
 
+    def foreign_district(self, address: str | None) -> str | None:
+        """The other district the address names (`徐汇区`), or None."""
+        text = _normalize(address or "")
+        found = self._foreign.search(text) if self._foreign is not None and text else None
+        return found.group() if found else None
+
     def street_of(self, address: str | None) -> str | None:
         found = self.match(address)
         return found.unit_code if found else None

@@ -52,7 +52,10 @@ def route(
     source: str = "*",
 ) -> Route:
     """以条为主、街镇托底: a department leads on its categories, the street is the backstop.
-    The owner comes from the active routing rule (data, editable at run time)."""
+    The owner comes from the active routing rule (data, editable at run time). Unclassified
+    (9901) goes to district triage, where an operator classifies it (`reclassify`)."""
+    if category.code == FALLBACK_CATEGORY:
+        return Route(None, "unclassified (9901): a district operator classifies it")
     owner = ref.rule(category, urgency, source).owner
     if owner != "street":
         if owner in ref.units:

@@ -27,10 +27,11 @@ import numpy as np
 import shapely
 import shapely.errors
 from shapely import affinity
-from shapely.geometry import MultiPoint, mapping, shape
+from shapely.geometry import MultiPoint, Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import nearest_points
 
-from services.district.routing.geo import EARTH_RADIUS_M, Anchor, Located
+from services.district.routing.geo import EARTH_RADIUS_M, Anchor, Located, haversine_m
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
 #: the lookup cache's cell: 0.0005 degrees, about 55 m by 47 m at Shanghai's latitude
@@ -94,6 +95,23 @@ class Territory:
                 if shapely.intersects_xy(self._parts[i], lon, lat):
                     return Located(unit_code=self._codes[i], distance_m=0.0)
         return None
+
+    def nearest(self, lon: float, lat: float) -> Located | None:
+        """The street whose territory is nearest the WGS-84 point, with the distance to it in
+        metres (0 inside): for a point outside the district, how far outside it lies."""
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            return None
+        inside = self.locate(lon, lat)
+        if inside is not None:
+            return inside
+        point = Point(lon, lat)
+        best: Located | None = None
+        for code, part in zip(self._codes, self._parts, strict=True):
+            near = nearest_points(part, point)[0]
+            distance = haversine_m(lon, lat, near.x, near.y)
+            if best is None or distance < best.distance_m:
+                best = Located(unit_code=code, distance_m=distance)
+        return best
 
     def to_geojson(self) -> dict[str, Any]:
         """A FeatureCollection with one feature per street, e.g. to review generated territories
