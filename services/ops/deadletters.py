@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
 from contracts.events import DeadLetter
-from services.common.config import Settings
+from services.common.config import Settings, duration
 from services.common.crypto import PhoneVault, parse_ring
 
 
@@ -67,9 +67,11 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _since(text: str) -> datetime:
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[-1:] in units and text[:-1].isdigit():
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        ago = duration(text)
+        return datetime.now(UTC) - (ago or timedelta())
+    except ValueError:
+        pass
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
