@@ -126,6 +126,7 @@ async def settings(
         fetch_max_wait_ms=10,
         session_timeout_ms=2000,
         phone_key="",
+        token_rate=0.0,  # no per-token rate limit (the fuzz test is fast); test_tokens.py has it
         phone_key_file=str(tmp_path / "phone.key"),
         group_prefix=f"test-{name}",
         reference_dir=ROOT / "deploy" / "reference",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +67,13 @@ class Settings:
     near_edge: str = field(default_factory=lambda: _env("NEAR_EDGE", "nearest"))
     #: an action parked waiting for its case is dead-lettered (unknown_case) after this.
     parked_max_days: float = field(default_factory=lambda: float(_env("PARKED_MAX_DAYS", "7")))
+    #: an API token's lifetime when `cityops token create` is not told (`--expires-in`):
+    #: a duration (90d, 12h, 30m); `never` or 0: tokens do not expire
+    token_expires_in: str = field(default_factory=lambda: _env("TOKEN_EXPIRES_IN", "90d"))
+    #: requests a second one API token may make in one process (token bucket; 0: unlimited),
+    #: and the burst it may make at once
+    token_rate: float = field(default_factory=lambda: float(_env("TOKEN_RATE", "20")))
+    token_burst: int = field(default_factory=lambda: int(_env("TOKEN_BURST", "100")))
     group_prefix: str = field(default_factory=lambda: _env("GROUP_PREFIX", "cityops"))
     log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "INFO"))
     instance: str = field(
@@ -78,3 +87,19 @@ class Settings:
     @property
     def center_unit(self) -> str:
         return f"{self.district_code}-CENTER"
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def duration(text: str) -> timedelta | None:
+    """`90d`, `12h`, `30m`, `45s`, `2w` (or `1d12h`); `never`, `0` or empty: None."""
+    text = text.strip().lower()
+    if text in ("", "0", "never", "none"):
+        return None
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r} (e.g. 90d, 12h, 30m, never)")
+    total = sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+    return total or None

@@ -22,9 +22,13 @@ from services.common.config import Settings
 
 _NONCE = 12
 _PHONE, _RAW = b"phone", b"raw"
-#: a mainland mobile number or a landline with its area code, not inside a longer digit run
+#: a mainland mobile number or a landline with its area code, not inside a longer digit run,
+#: written as people write them: `13912345678`, `139 1234 5678`, `+86 139-1234-5678`,
+#: `021-66667777`, `(021) 6666-7777`
 PHONE_NUMBER = re.compile(
-    rb"(?<![0-9])(?:\+?86[- ]?)?(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})(?![0-9])"
+    rb"(?<![0-9])(?:(?:\+|00)?86[- ]?)?"
+    rb"(1[3-9][0-9](?:[- ]?[0-9]{4}){2}|\(?0[0-9]{2,3}\)?[- ]?[0-9]{3,4}[- ]?[0-9]{4})"
+    rb"(?![0-9])"
 )
 
 

@@ -28,12 +28,13 @@ class Object(BaseModel):
 
 _ERRORS = {
     400: "the body is not JSON, or a query parameter is malformed",
-    401: "no bearer token, or an unknown or revoked one",
+    401: "no bearer token, or an unknown, revoked or expired one (`token_expired`)",
     403: "the token's role may not take this action",
     404: "not found (or held by another unit)",
     409: "the case's state refuses this action",
     413: "the request body is larger than 1 MiB",
     422: "the body or the query does not match its schema",
+    429: "too many requests with this token (`rate_limited`): retry after `Retry-After` seconds",
     500: "unexpected server error (logged with the returned id)",
 }
 
@@ -143,6 +144,8 @@ def _operation(op: Op, components: dict[str, Any]) -> dict[str, Any]:
         statuses |= {400, 422}
     if op.public:
         statuses -= {401, 403}
+    elif 401 in statuses:
+        statuses.add(429)  # every authenticated route: the per-token rate limit
     responses: dict[str, Any] = {str(op.ok_status): ok}
     for status in sorted(statuses):
         responses[str(status)] = _json(error_ref, _ERRORS[status])

@@ -91,7 +91,8 @@ def create_app(
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     app.cleanup_ctx.append(live.context)
     app.cleanup_ctx.append(recent_events(live.LIVE))  # kept for Last-Event-ID (live_resume.py)
-    auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
+    # bearer tokens (per-token rate limit), JSON errors
+    auth.install(app, POOL, settings.district_code, settings.token_rate, settings.token_burst)
     return app
 
 

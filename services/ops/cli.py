@@ -14,7 +14,7 @@ from pathlib import Path
 from services.common import logs
 from services.common.config import ROOT, Settings
 from services.district.kpis import report as kpi_report
-from services.ops import keys, tokens
+from services.ops import deadletters, keys, tokens
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     kpi_report.add_arguments(sub.add_parser("kpis", help="closed-loop KPIs of a period"))
     tokens.add_arguments(sub.add_parser("token", help="operator API tokens"))
     keys.add_arguments(sub.add_parser("keys", help="the phone key ring: rotate"))
+    deadletters.add_arguments(
+        sub.add_parser("deadletter", help="dead letters: list, show, replay after a fix")
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     logs.setup(args.command, settings.log_level)
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(asyncio.run(tokens.main(settings, args)))
     elif args.command == "keys":
         sys.exit(asyncio.run(keys.main(settings, args)))
+    elif args.command == "deadletter":
+        sys.exit(asyncio.run(deadletters.main(settings, args)))
 
 
 def run_all(settings: Settings) -> int:

@@ -1,17 +1,20 @@
-"""`cityops token create`: mint an operator API token (printed once, stored hashed); and the
-demo tokens `cityops run` writes for each role."""
+"""`cityops token create | list | revoke`: mint an operator API token (printed once, stored
+hashed; it expires after `--expires-in`, by default CITYOPS_TOKEN_EXPIRES_IN), list tokens
+with their expiry and last use, revoke one; and the demo tokens `cityops run` writes for each
+role."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 
 from services.common.auth import UNIT_ROLES, Role, TokenStore
-from services.common.config import ROOT, Settings
+from services.common.config import ROOT, Settings, duration
 
 DEMO_FILE = ROOT / ".cityops" / "demo-tokens.json"
 
@@ -22,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--unit", help="the unit of a street or department operator")
     create.add_argument("--name", default="", help="who or what holds the token")
+    create.add_argument(
+        "--expires-in",
+        help="its lifetime: 90d, 12h, 30m; never (default: CITYOPS_TOKEN_EXPIRES_IN, 90d)",
+    )
+    actions.add_parser("list", help="tokens: role, unit, name, created, expires, last used")
     revoke = actions.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("token_id")
 
@@ -33,6 +41,8 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
     conn = await asyncpg.connect(settings.database_url)
     try:
         store = TokenStore(conn, settings.district_code)
+        if args.token_command == "list":
+            return await _list(conn, settings)
         if args.token_command == "revoke":
             done = await store.revoke(args.token_id)
             print("revoked" if done else f"no active token {args.token_id}")
@@ -45,10 +55,48 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
         if args.unit is not None and not await _unit_exists(conn, settings, args.unit):
             print(f"cityops token: no unit {args.unit} in district {settings.district_code}")
             return 2
-        print(await store.mint(role, args.unit, args.name))
+        try:
+            expires_in = duration(args.expires_in or settings.token_expires_in)
+        except ValueError as exc:
+            print(f"cityops token: --expires-in: {exc}")
+            return 2
+        print(await store.mint(role, args.unit, args.name, expires_in))
         return 0
     finally:
         await conn.close()
+
+
+def default_lifetime(settings: Settings) -> timedelta | None:
+    return duration(settings.token_expires_in)
+
+
+async def _list(conn: asyncpg.Connection, settings: Settings) -> int:
+    rows = await conn.fetch(
+        "SELECT id, role, unit_code, name, created_at, expires_at, last_used_at, revoked_at"
+        " FROM api_tokens WHERE district_code = $1 ORDER BY created_at, id",
+        settings.district_code,
+    )
+
+    def when(at: datetime | None, none: str) -> str:
+        return none if at is None else at.isoformat(timespec="seconds")
+
+    print("id\trole\tunit\tname\tcreated\texpires\tlast used\trevoked")
+    for r in rows:
+        print(
+            "\t".join(
+                [
+                    r["id"],
+                    r["role"],
+                    r["unit_code"] or "-",
+                    r["name"],
+                    when(r["created_at"], "-"),
+                    when(r["expires_at"], "never"),
+                    when(r["last_used_at"], "never"),
+                    when(r["revoked_at"], "-"),
+                ]
+            )
+        )
+    return 0
 
 
 async def _unit_exists(conn: asyncpg.Connection, settings: Settings, unit: str) -> bool:
@@ -76,7 +124,7 @@ async def write_demo_tokens(settings: Settings, path: Path = DEMO_FILE) -> Path:
         tokens = {}
         for role in Role:
             unit = unit_of.get(role)
-            token = await store.mint(role, unit, f"demo {role.value}")
+            token = await store.mint(role, unit, f"demo {role.value}", default_lifetime(settings))
             tokens[role.value] = {"token": token, "unit": unit}
     finally:
         await conn.close()

@@ -42,7 +42,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> web.Applic
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     install_console(app)  # GET /: the street desk's screen (services/street/console.py)
-    auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
+    # bearer tokens (per-token rate limit), JSON errors
+    auth.install(app, POOL, settings.district_code, settings.token_rate, settings.token_burst)
     return app
 
 
