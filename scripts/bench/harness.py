@@ -126,6 +126,7 @@ class District:
             "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file,
             "CITYOPS_MERGE_RADIUS_M": "0",  # one task per order: generated orders cluster
             "CITYOPS_LOG_LEVEL": "WARNING",
+            "CITYOPS_TOKEN_RATE": "0",  # the API rows load one token from 16 clients
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.ops.cli", "district"],
