@@ -31,6 +31,7 @@ from services.district.deadlines.timers import TimerWorker
 from services.district.deadlines.workcal import WorkCalendar
 from services.district.decisions import Decisions
 from services.district.decisions.context import Context
+from services.district.hotspots import service as hotspots
 from services.district.intake.duplicates import DuplicatePolicy
 from services.district.intake.handler import Intake
 from services.district.intake.parked import ParkedSweeper
@@ -85,6 +86,7 @@ def create_app(
     )
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     app.cleanup_ctx.append(live.context)
+    hotspots.install(app)  # GET /api/v1/hotspots; counting and detection loops
     auth.install(app, POOL, settings.district_code)  # bearer tokens, JSON errors
     return app
 

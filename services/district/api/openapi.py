@@ -23,6 +23,7 @@ from services.district.api.models import (
     RuleList,
     RuleOut,
 )
+from services.district.hotspots.models import HotspotList, HotspotQuery
 
 routes = web.RouteTableDef()
 IDEMPOTENCY = {"Idempotency-Key": "applying the same key twice changes nothing the second time"}
@@ -100,6 +101,14 @@ def operations() -> list[Op]:
             errors=(401,),
             stream="text/event-stream",
         ),
+        Op(
+            "GET",
+            "/api/v1/hotspots",
+            "hotspots (cluster, surge, repeat), newest first: a map layer and a list",
+            HotspotList,
+            query=HotspotQuery,
+            errors=(401, 422),
+        ),
         Op("GET", "/api/v1/openapi.json", "this document", Object, errors=(), public=True),
     ]
 
@@ -107,9 +116,9 @@ def operations() -> list[Op]:
 def spec(router: web.UrlDispatcher) -> dict[str, Any]:
     return document(
         "CityOps district operations centre",
-        "Queues, case search and record, the district's decisions, routing rules, KPIs and "
-        "live events. Every route but this document needs a bearer token (`cityops token "
-        "create`); street and department tokens see their unit's cases only.",
+        "Queues, case search and record, the district's decisions, routing rules, KPIs, "
+        "hotspots and live events. Every route but this document needs a bearer token "
+        "(`cityops token create`); street and department tokens see their unit's cases only.",
         with_undocumented(operations(), router),
     )
 

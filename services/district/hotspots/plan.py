@@ -117,10 +117,20 @@ def assess(
 
 def _around(key: Key, lookup: Lookup) -> Series | None:
     """The buckets of the cell a point place lies in (None for other keys)."""
+    cell = _cell_around(key)
+    return None if cell is None else lookup.series(AreaKind.CELL, cell, key.category_code)
+
+
+def _cell_around(key: Key) -> str | None:
     point = areas.place_point(key.area) if key.kind is HotspotKind.REPEAT else None
-    if point is None:
-        return None
-    return lookup.series(AreaKind.CELL, str(areas.cell_of(*point)), key.category_code)
+    return None if point is None else str(areas.cell_of(*point))
+
+
+def needed(key: Key) -> list[tuple[AreaKind, str]]:
+    """The areas whose buckets judging `key` reads."""
+    out = [(key.area_kind, a) for a in key.areas()]
+    cell = _cell_around(key)
+    return out if cell is None else [*out, (AreaKind.CELL, cell)]
 
 
 def decide(
