@@ -48,7 +48,7 @@ class Hotspot(Message):
     category_name: str = ""
     street_code: str | None = Field(description="the street most of its reports lie in")
     centroid: Centroid | None = Field(description="mean point of its reports in the window")
-    radius_m: float = Field(ge=0, description="distance from the centroid holding its reports")
+    radius_m: float = Field(ge=0, description="distance from the centroid holding 90% of them")
     window: Window = Field(description="the window whose count was judged")
     count: int = Field(ge=0, description="reports (orders and road-chief reports) in the window")
     baseline: float = Field(ge=0, description="the count expected in such a window")

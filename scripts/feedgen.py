@@ -136,7 +136,7 @@ VARIANTS = {
     "道路积水": ["积水"],
 }
 #: a demo cluster is of a category at most this common (a common one's background in the demo,
-#: at 2 orders/s, is already as dense as a cluster)
+#: at 2 orders/s, is already as dense as a cluster; 其他 also takes every unknown hint)
 CLUSTER_MAX_WEIGHT = 4
 UNKNOWN_HINTS = ["城市管理综合", "其他事项", "市容环境卫生", "民生诉求"]
 # neighbouring districts: (code, name, place, wgs84 lon, lat)
@@ -344,7 +344,11 @@ class FeedGenerator:
         """`count` 12345 orders about one problem at one spot (a bar's noise, a blocked
         pavement): one of the less common categories, within `radius_m` of a point near a
         street anchor, so that the district's hotspot detection sees a cluster."""
-        rare = [c for c in self.categories if PHRASES[c["minor"]][0] <= CLUSTER_MAX_WEIGHT]
+        rare = [
+            c
+            for c in self.categories
+            if PHRASES[c["minor"]][0] <= CLUSTER_MAX_WEIGHT and c["minor"] != "其他"
+        ]
         category = self.rng.choice(rare)
         street = self.rng.choice(sorted(self.anchors))
         centre = self._point(street)

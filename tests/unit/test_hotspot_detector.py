@@ -3,10 +3,10 @@
 The background is a street of 20 cells of uneven business with the demo feed's category mix,
 reports Poisson in time with a day-night rhythm, judged every 10 minutes by the service's own
 detection round. Measured with the thresholds as shipped (deploy/reference/
-hotspot_thresholds.toml), two streets, 15 days of warm-up, then one week: at 100 reports per
-street per day (a busy Shanghai street's 12345 load) no hotspot at all; at 400 per day 0.67
-false hotspots per street-week (all `repeat`: five reports on three days at one ~10 m place
-happen by chance among 200,000 place × category keys per street)."""
+hotspot_thresholds.toml), four streets, 15 days of history, then one week: at 100 reports per
+street per day (a busy Shanghai street's 12345 load) no false hotspot; at 400 per day 0.5 per
+street-week, all `repeat` (five reports on three days at one ~10 m place happen by chance among
+200,000 place × category keys per street). The test runs two streets to stay quick."""
 
 from __future__ import annotations
 
