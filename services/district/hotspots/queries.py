@@ -198,23 +198,39 @@ async def next_number(conn: asyncpg.Connection) -> int:
 
 
 HOTSPOT_COLUMNS = (
-    "hotspot_id, district_code, kind, area, category_code, street_code, state, seq, count,"
-    " baseline, score, window_from, window_to, lon, lat, radius_m, bbox, case_nos, opened_at,"
-    " updated_at, closed_at"
+    "hotspot_id",
+    "district_code",
+    "kind",
+    "area",
+    "category_code",
+    "street_code",
+    "state",
+    "seq",
+    "count",
+    "baseline",
+    "score",
+    "window_from",
+    "window_to",
+    "lon",
+    "lat",
+    "radius_m",
+    "bbox",
+    "case_nos",
+    "opened_at",
+    "updated_at",
+    "closed_at",
 )
+_FIXED = ("hotspot_id", "district_code", "opened_at")
 
 
 async def save(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert the hotspots opened, update those updated or closed (one row each)."""
-    names = HOTSPOT_COLUMNS.split(", ")
-    names = [n.strip() for n in names]
-    marks = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    mutable = [n for n in names if n not in ("hotspot_id", "district_code", "opened_at")]
-    sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in mutable)
+    marks = ", ".join(f"${i}" for i in range(1, len(HOTSPOT_COLUMNS) + 1))
+    sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in HOTSPOT_COLUMNS if n not in _FIXED)
     await conn.executemany(
-        f"INSERT INTO hotspots ({', '.join(names)}) VALUES ({marks})"
+        f"INSERT INTO hotspots ({', '.join(HOTSPOT_COLUMNS)}) VALUES ({marks})"
         f" ON CONFLICT (hotspot_id) DO UPDATE SET {sets}",
-        [[r[n] for n in names] for r in rows],
+        [[r[n] for n in HOTSPOT_COLUMNS] for r in rows],
     )
 
 
@@ -236,17 +252,12 @@ async def prune(conn: asyncpg.Connection, district: str, now: datetime, days_kep
         district,
         now - timedelta(days=35),
     )
-    await conn.execute(
-        "DELETE FROM hotspot_counts WHERE district_code = $1 AND area_kind = ANY($2::text[])"
-        " AND grain = 'hour' AND bucket < $3",
-        district,
-        [k.value for k in AreaKind],
-        now - timedelta(days=3),
-    )
-    await conn.execute(
-        "DELETE FROM hotspot_counts WHERE district_code = $1 AND area_kind = ANY($2::text[])"
-        " AND grain = 'day' AND bucket < $3",
-        district,
-        [k.value for k in AreaKind],
-        now - timedelta(days=days_kept),
-    )
+    for grain, kept in (("hour", timedelta(days=3)), ("day", timedelta(days=days_kept))):
+        await conn.execute(
+            "DELETE FROM hotspot_counts WHERE district_code = $1 AND area_kind = ANY($2::text[])"
+            " AND grain = $3 AND bucket < $4",
+            district,
+            [k.value for k in AreaKind],
+            grain,
+            now - kept,
+        )
