@@ -71,6 +71,8 @@ async def test_thirty_orders_in_ten_minutes_open_one_hotspot_that_closes_when_qu
             item["hotspot_id"]
         ]
         assert (await other.get("/api/v1/hotspots"))[1]["items"] == []
+        department = await district.as_role(Role.DEPARTMENT_OPERATOR, "310106-JSGL")
+        assert (await department.get("/api/v1/hotspots"))[1]["items"] == []  # streets' category
 
         clock.advance(timedelta(days=2))  # quiet: every window empties
         closed = await t.wait_for(
