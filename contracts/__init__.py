@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from contracts.events import CaseEvent, DeadLetter
 from contracts.hotline import Feedback, Reply, WorkOrder
+from contracts.hotspots import Hotspot
 from contracts.roadchief import Report
 from contracts.tasks import Task, TaskFeedback
 
@@ -19,6 +20,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "cityops.task-feedback/v1": TaskFeedback,
     "cityops.case-event/v1": CaseEvent,
     "cityops.deadletter/v1": DeadLetter,
+    "cityops.hotspot/v1": Hotspot,
 }
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "CaseEvent",
     "DeadLetter",
     "Feedback",
+    "Hotspot",
     "Reply",
     "Report",
     "Task",

@@ -20,6 +20,7 @@ CHANNELS: dict[str, tuple[str, str, str]] = {
     topics.TASK_FEEDBACK: ("cityops.task-feedback/v1", "in", "task_id"),
     topics.CASE_EVENTS: ("cityops.case-event/v1", "out", "case_no"),
     topics.DEADLETTER: ("cityops.deadletter/v1", "out", "source key"),
+    topics.HOTSPOTS: ("cityops.hotspot/v1", "out", "hotspot_id"),
 }
 
 

@@ -9,6 +9,7 @@ REPLIES = "upstream.hotline12345.replies"
 TASK_FEEDBACK = "cityops.task-feedback"
 CASE_EVENTS = "cityops.case-events"
 DEADLETTER = "cityops.deadletter"
+HOTSPOTS = "cityops.hotspots"
 TASKS_PREFIX = "cityops.tasks."
 
 INBOUND = (WORKORDERS, HOTLINE_FEEDBACK, ROADCHIEF_REPORTS, TASK_FEEDBACK)

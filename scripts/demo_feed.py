@@ -3,7 +3,10 @@
 - the municipal 12345 system: work orders at a steady rate (CITYOPS_DEMO_RATE per second,
   default 2) and a follow-up (回访) some time after each `result` reply;
 - road chiefs: one patrol report for every five work orders;
-- the units: for each `assigned` task, accept → contact → resolve (5% return it instead).
+- the units: for each `assigned` task, accept → contact → resolve (5% return it instead);
+- now and then (CITYOPS_DEMO_CLUSTER_EVERY seconds, default 600, the first after a minute;
+  0: never) a cluster: 30 orders about one problem within 60 m, over five minutes, which the
+  district shows as a hotspot (`GET /api/v1/hotspots`, topic `cityops.hotspots`).
 
 Delays are seconds divided by CITYOPS_DEMO_SPEED (default 1.0: larger is faster).
 CITYOPS_DEMO_SEED makes the generated content repeatable. Stops cleanly on SIGTERM/SIGINT.
@@ -40,6 +43,7 @@ REPORT_EVERY = 5  # one road-chief report per this many work orders
 RETURN_SHARE = 0.05
 UNIT_STEPS = (("accept", 1.0, 5.0), ("contact", 2.0, 10.0), ("resolve", 5.0, 30.0))
 STOP_TIMEOUT_S = 5.0
+CLUSTER_FIRST_S, CLUSTER_SPREAD_S = 60.0, 300.0  # the first demo cluster; how long one lasts
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class DemoConfig:
     rate: float
     seed: int
     speed: float
+    cluster_every_s: float = 600.0
 
     @classmethod
     def from_env(cls) -> DemoConfig:
@@ -55,6 +60,7 @@ class DemoConfig:
             rate=float(os.environ.get("CITYOPS_DEMO_RATE", "2")),
             seed=int(seed),
             speed=max(float(os.environ.get("CITYOPS_DEMO_SPEED", "1.0")), 1e-3),
+            cluster_every_s=float(os.environ.get("CITYOPS_DEMO_CLUSTER_EVERY", "600")),
         )
 
 
@@ -109,8 +115,11 @@ class DemoFeed:
             await asyncio.Event().wait()
         loop = asyncio.get_running_loop()
         started, sent = loop.time(), 0
-        logged = started
+        logged, next_cluster = started, started + CLUSTER_FIRST_S
         while True:
+            if self.config.cluster_every_s > 0 and loop.time() >= next_cluster:
+                next_cluster = loop.time() + self.config.cluster_every_s
+                self._schedule(self._play_cluster())
             due = min(int((loop.time() - started) * self.config.rate) + 1 - sent, 1000)
             pending = []
             for _ in range(max(due, 0)):
@@ -139,6 +148,19 @@ class DemoFeed:
             topics.ROADCHIEF_REPORTS, _encode(report), key=key
         )
         return sent
+
+    async def _play_cluster(self) -> None:
+        """Thirty orders about one problem at one spot, over five minutes."""
+        orders = self.gen.cluster(_now())
+        log.info(
+            "demo cluster",
+            extra={"category": orders[0]["category_hint"], "orders": len(orders)},
+        )
+        for order in orders:
+            order["sent_at"] = order["received_at"] = _now().isoformat(timespec="seconds")
+            key = order["order_no"].encode()
+            await self.producer.send_and_wait(topics.WORKORDERS, _encode(order), key=key)
+            await asyncio.sleep(CLUSTER_SPREAD_S / len(orders))
 
     # -- consuming tasks and replies ---------------------------------------------------------
 

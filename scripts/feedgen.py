@@ -135,6 +135,9 @@ VARIANTS = {
     "群租": ["群租房"],
     "道路积水": ["积水"],
 }
+#: a demo cluster is of a category at most this common (a common one's background in the demo,
+#: at 2 orders/s, is already as dense as a cluster; 其他 also takes every unknown hint)
+CLUSTER_MAX_WEIGHT = 4
 UNKNOWN_HINTS = ["城市管理综合", "其他事项", "市容环境卫生", "民生诉求"]
 # neighbouring districts: (code, name, place, wgs84 lon, lat)
 ELSEWHERE = [
@@ -248,8 +251,8 @@ class FeedGenerator:
         """A WGS-84 point within 250 m of one of the street's anchors."""
         return self._jitter(*self.rng.choice(self.anchors[street]))
 
-    def _jitter(self, lon: float, lat: float) -> tuple[float, float]:
-        dist, bearing = 250.0 * math.sqrt(self.rng.random()), self.rng.uniform(0, 2 * math.pi)
+    def _jitter(self, lon: float, lat: float, radius_m: float = 250.0) -> tuple[float, float]:
+        dist, bearing = radius_m * math.sqrt(self.rng.random()), self.rng.uniform(0, 2 * math.pi)
         dlat = dist * math.cos(bearing) / 111_320.0
         dlon = dist * math.sin(bearing) / (111_320.0 * math.cos(math.radians(lat)))
         return lon + dlon, lat + dlat
@@ -334,6 +337,37 @@ class FeedGenerator:
             url = f"https://img.example.invalid/12345/{order_no}/1.jpg"
             order["attachments"] = [{"url": url, "kind": "image"}]
         return order
+
+    def cluster(
+        self, now: datetime, count: int = 30, radius_m: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """`count` 12345 orders about one problem at one spot (a bar's noise, a blocked
+        pavement): one of the less common categories, within `radius_m` of a point near a
+        street anchor, so that the district's hotspot detection sees a cluster."""
+        rare = [
+            c
+            for c in self.categories
+            if PHRASES[c["minor"]][0] <= CLUSTER_MAX_WEIGHT and c["minor"] != "其他"
+        ]
+        category = self.rng.choice(rare)
+        street = self.rng.choice(sorted(self.anchors))
+        centre = self._point(street)
+        road, address = self._address(self.roads.get(street, ["大统路", "共和新路"]))
+        title, content = self.rng.choice(PHRASES[category["minor"]][1])
+        orders = []
+        for _ in range(count):
+            order = self.work_order(now)
+            lon, lat = self._jitter(*centre, radius_m)
+            order.update(
+                district_code=self.district_code,
+                address="静安区" + address,
+                category_hint=category["minor"],
+                title=title,
+                content=CHANNEL_LEAD[order["channel"]] + content.format(road=road),
+                location=self._location(lon, lat, gcj_share=0.45),
+            )
+            orders.append(order)
+        return orders
 
     def road_chief_report(self, now: datetime) -> dict[str, Any]:
         """A road-chief patrol report; about one in five was handled on the spot."""

@@ -52,7 +52,13 @@ def make_consumer(settings: Settings, group: str, *subscribe: str) -> AIOKafkaCo
 
 def district_topics(unit_codes: Iterable[str]) -> list[str]:
     """Every topic CityOps uses for one district's units."""
-    fixed = [*topics.INBOUND, topics.REPLIES, topics.CASE_EVENTS, topics.DEADLETTER]
+    fixed = [
+        *topics.INBOUND,
+        topics.REPLIES,
+        topics.CASE_EVENTS,
+        topics.DEADLETTER,
+        topics.HOTSPOTS,
+    ]
     return fixed + [topics.task_topic(u) for u in sorted(unit_codes)]
 
 

@@ -68,6 +68,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self._decisions(r)
+        self._operational(r)
+
+    def _decisions(self, r: CollectorRegistry) -> None:
+        """What the district decided: publications, dead letters, extensions, supervision,
+        missed municipal deadlines, the district's edge, alarms, the calendar."""
         self.outbox_published = Counter(
             "cityops_outbox_published",
             "Messages published from the outbox",
@@ -115,7 +121,6 @@ class Metrics:
             ["year"],
             registry=r,
         )
-        self._operational(r)
 
     def _operational(self, r: CollectorRegistry) -> None:
         """The process's plumbing: consumer lag, outbox backlog, database pool, dependencies,

@@ -33,6 +33,7 @@ from services.district.deadlines.policy_file import load_policy
 from services.district.deadlines.timers import TimerWorker
 from services.district.decisions import Decisions
 from services.district.decisions.context import Context
+from services.district.hotspots import service as hotspots
 from services.district.intake.duplicates import DuplicatePolicy
 from services.district.intake.handler import Intake
 from services.district.intake.parked import ParkedSweeper
@@ -91,6 +92,7 @@ def create_app(
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     app.cleanup_ctx.append(live.context)
     app.cleanup_ctx.append(recent_events(live.LIVE))  # kept for Last-Event-ID (live_resume.py)
+    hotspots.install(app)  # GET /api/v1/hotspots; counting and detection loops
     # bearer tokens (per-token rate limit), JSON errors
     auth.install(app, POOL, settings.district_code, settings.token_rate, settings.token_burst)
     return app

@@ -159,3 +159,15 @@ def test_same_seed_same_output() -> None:
 
     assert run(42) == run(42)
     assert run(42) != run(43)
+
+
+def test_a_demo_cluster_is_one_problem_within_sixty_metres() -> None:
+    for seed in range(5):
+        orders = [WorkOrder.model_validate(o) for o in FeedGenerator(seed).cluster(NOW)]
+        assert len(orders) == 30 and len({o.order_no for o in orders}) == 30
+        assert len({o.category_hint for o in orders}) == 1
+        assert {o.district_code for o in orders} == {"310106"}
+        points = [
+            to_wgs84(o.location.lon, o.location.lat, o.location.crs) for o in orders if o.location
+        ]
+        assert all(haversine_m(*p, *q) <= 121 for p in points for q in points)

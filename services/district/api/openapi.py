@@ -23,6 +23,7 @@ from services.district.api.models import (
     RuleList,
     RuleOut,
 )
+from services.district.hotspots.models import HotspotList, HotspotQuery
 
 routes = web.RouteTableDef()
 IDEMPOTENCY = {"Idempotency-Key": "applying the same key twice changes nothing the second time"}
@@ -48,6 +49,28 @@ def _decisions() -> list[Op]:
     ]
 
 
+def _rules() -> list[Op]:
+    """The routing rules, as versioned data."""
+    return [
+        Op("GET", "/api/v1/routing-rules", "the active routing rules", RuleList, errors=(401,)),
+        Op(
+            "PUT",
+            "/api/v1/routing-rules",
+            "change a routing rule (supervisor)",
+            RuleOut,
+            body=RuleChange,
+            errors=(401, 403),
+        ),
+        Op(
+            "GET",
+            "/api/v1/routing-rules/{category_code}/history",
+            "every version of a rule",
+            RuleHistory,
+            errors=(401,),
+        ),
+    ]
+
+
 def operations() -> list[Op]:
     return [
         Op("GET", "/api/v1/queues", "open cases per unit and state, overdue tasks, triage", Queues),
@@ -70,22 +93,7 @@ def operations() -> list[Op]:
             body=RevealPhone,
             errors=(401, 403, 404, 409),
         ),
-        Op("GET", "/api/v1/routing-rules", "the active routing rules", RuleList, errors=(401,)),
-        Op(
-            "PUT",
-            "/api/v1/routing-rules",
-            "change a routing rule (supervisor)",
-            RuleOut,
-            body=RuleChange,
-            errors=(401, 403),
-        ),
-        Op(
-            "GET",
-            "/api/v1/routing-rules/{category_code}/history",
-            "every version of a rule",
-            RuleHistory,
-            errors=(401,),
-        ),
+        *_rules(),
         Op(
             "GET",
             "/api/v1/kpis",
@@ -102,6 +110,14 @@ def operations() -> list[Op]:
             errors=(401,),
             stream="text/event-stream",
         ),
+        Op(
+            "GET",
+            "/api/v1/hotspots",
+            "hotspots (cluster, surge, repeat), newest first: a map layer and a list",
+            HotspotList,
+            query=HotspotQuery,
+            errors=(401, 422),
+        ),
         Op("GET", "/api/v1/openapi.json", "this document", Object, errors=(), public=True),
         *console.operations(),  # the console's reads
     ]
@@ -110,9 +126,9 @@ def operations() -> list[Op]:
 def spec(router: web.UrlDispatcher) -> dict[str, Any]:
     return document(
         "CityOps district operations centre",
-        "Queues, case search and record, the district's decisions, routing rules, KPIs and "
-        "live events. Every route but this document needs a bearer token (`cityops token "
-        "create`); street and department tokens see their unit's cases only.",
+        "Queues, case search and record, the district's decisions, routing rules, KPIs, "
+        "hotspots and live events. Every route but this document needs a bearer token "
+        "(`cityops token create`); street and department tokens see their unit's cases only.",
         with_undocumented(operations(), router),
     )
 
