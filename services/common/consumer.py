@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
@@ -221,8 +221,8 @@ class BatchConsumer:
         finally:
             self.ready = False
             lag.clear()
-            try:
-                await self._commit(consumer)  # what is durable, so a successor starts after it
+            try:  # what is durable, so a successor starts after it
+                await _uncancelled(self._commit(consumer))
             finally:
                 await consumer.stop()
 
@@ -248,7 +248,7 @@ class BatchConsumer:
             await self._committing.wait()
             await asyncio.sleep(self.commit_every_s)
             self._committing.clear()
-            await self._commit(consumer)
+            await _uncancelled(self._commit(consumer))
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         due, self._due = self._due, {}
@@ -269,3 +269,19 @@ class BatchConsumer:
             for tp, offset in mine.items():
                 self._due[tp] = max(offset, self._due.get(tp, offset))
             self._committing.set()
+
+
+async def _uncancelled(commit: Coroutine[Any, Any, None], grace_s: float = 5.0) -> None:
+    """Await a commit that a cancellation (shutdown, a sibling's failure) must not cut short:
+    aiokafka shields the request inside it, so a cancelled caller would leave it running
+    against a client about to stop, its failure never retrieved. On cancellation the commit
+    gets `grace_s` to finish, then the cancellation goes on."""
+    task = asyncio.ensure_future(commit)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its failure is seen
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait([task], timeout=grace_s)
+        if done and not task.cancelled() and task.exception() is not None:
+            log.warning("commit failed at shutdown", extra={"error": repr(task.exception())})
+        raise
