@@ -21,6 +21,7 @@ from services.common.auth import Role
 from services.common.config import Settings
 from services.common.static import DIST
 from services.district.app import create_app as district_app
+from services.district.keys import POOL
 from services.street.app import create_app as street_app
 from tests.chromium import ARGS, chromium, fresh_profile
 from tests.support import Service, Topics, running, samples
@@ -210,3 +211,31 @@ async def test_without_a_token_the_console_asks_for_one_and_fits_1366(
         )
         assert not overflow, "the screen must fit 1366 px without scrolling sideways"
         await shot(page, "console-district-1366")
+
+
+async def test_an_open_hotspot_shows_on_the_map_and_in_its_list(
+    settings: Settings, browser: Any
+) -> None:
+    """A hotspot as the detector leaves it (an open row): the district screen lists it under
+    the map and draws it there (a ring at its centroid)."""
+    async with running(district_app(settings)) as district, closing_pages(browser):
+        now = datetime.now(ZoneInfo("Asia/Shanghai"))
+        await district.app[POOL].execute(
+            "INSERT INTO hotspots (hotspot_id, district_code, kind, area, category_code,"
+            " street_code, state, seq, count, baseline, score, window_from, window_to, lon,"
+            " lat, radius_m, case_nos, opened_at, updated_at)"
+            " VALUES ('HS-1', $1, 'cluster', 'cell-1', '0301', '310106015000', 'open', 1, 30,"
+            " 0.4, 12.5, $2, $3, 121.452, 31.2857, 150, ARRAY['310106-20261130-0000001'],"
+            " $3, $3)",
+            settings.district_code,
+            now - timedelta(hours=1),
+            now,
+        )
+        page = await browser.new_page()
+        await sign_in(page, district)
+        item = page.locator("[data-testid=hotspots] li", has_text="聚集")
+        await item.wait_for(timeout=STEP_MS)
+        assert "施工扰民" in await item.inner_text() and "30 件" in await item.inner_text()
+        drawn = await page.evaluate("window.cityopsMap.hotspots()")
+        assert drawn == 1
+        await page.screenshot(path=str(ARTIFACTS / "console-district-hotspot.png"))

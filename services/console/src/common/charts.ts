@@ -1,5 +1,5 @@
 // ECharts, only the parts the screens use (tree-shaken), drawn on canvas.
-import { LineChart, ScatterChart } from "echarts/charts";
+import { EffectScatterChart, LineChart, ScatterChart } from "echarts/charts";
 import {
   GeoComponent,
   GridComponent,
@@ -11,6 +11,7 @@ import { CanvasRenderer } from "echarts/renderers";
 
 echarts.use([
   ScatterChart,
+  EffectScatterChart,
   LineChart,
   GeoComponent,
   GridComponent,

@@ -13,6 +13,7 @@ import type {
   Deadlines,
   ExtensionRequest,
   GeoJson,
+  Hotspot,
   KpiReport,
   Me,
   PointTable,
@@ -37,6 +38,7 @@ export const state = reactive({
   today: null as KpiReport | null,
   month: null as KpiReport | null,
   trend: [] as TrendDay[],
+  hotspots: [] as Hotspot[],
   link: "connecting" as LinkState,
   selected: null as string | null,
   error: "",
@@ -121,6 +123,12 @@ const refreshBoard = coalesce(() => Promise.all([loadQueues(), loadPending()]).t
 const refreshDeadlines = coalesce(loadDeadlines, 1500);
 const refreshKpis = coalesce(loadKpis, 10_000);
 
+/** Open hotspots (态势感知): found by the district every few seconds as reports arrive. */
+async function loadHotspots(): Promise<void> {
+  state.hotspots = (await getJson<{ items: Hotspot[] }>("/api/v1/hotspots?state=open")).items;
+}
+const refreshHotspots = coalesce(loadHotspots, 5000);
+
 function onCaseEvent(ev: CaseEvent): void {
   state.ticker.unshift(ev);
   if (state.ticker.length > TICKER_MAX) state.ticker.length = TICKER_MAX;
@@ -129,6 +137,7 @@ function onCaseEvent(ev: CaseEvent): void {
   refreshBoard();
   refreshDeadlines();
   refreshKpis();
+  refreshHotspots();
   if (state.selected === ev.case_no) selectedChanged.forEach((f) => f());
 }
 
@@ -136,7 +145,14 @@ function onCaseEvent(ev: CaseEvent): void {
 export const selectedChanged: (() => void)[] = [];
 
 async function loadEverything(): Promise<void> {
-  await Promise.all([loadPoints(), loadQueues(), loadPending(), loadDeadlines(), loadKpis()]);
+  await Promise.all([
+    loadPoints(),
+    loadQueues(),
+    loadPending(),
+    loadDeadlines(),
+    loadKpis(),
+    loadHotspots(),
+  ]);
 }
 
 let stream: Stream | null = null;

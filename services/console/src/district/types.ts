@@ -153,3 +153,16 @@ export interface CaseDetail {
 }
 
 export type GeoJson = { type: string; features: { properties: Record<string, string> }[] };
+
+/** An open hotspot (GET /api/v1/hotspots): a cluster, a street's surge, or a repeat place. */
+export interface Hotspot {
+  hotspot_id: string;
+  kind: "cluster" | "surge" | "repeat";
+  category_name: string;
+  street_name: string | null;
+  centroid: { lon: number; lat: number } | null;
+  count: number;
+  baseline: number;
+  opened_at: string;
+  case_nos: string[];
+}
