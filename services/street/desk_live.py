@@ -19,6 +19,7 @@ import asyncpg
 from aiohttp import web
 
 from services.common.auth import principal
+from services.common.fanout import Subscribers
 from services.common.tasks import supervised
 from services.street.keys import SETTINGS, UNITS
 
@@ -33,7 +34,7 @@ class DeskNotices:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.subscribers: Subscribers[dict[str, Any]] = Subscribers()
 
     async def listen(self) -> None:
         """Until the connection is lost (the supervisor then calls again, with a new one)."""
@@ -56,14 +57,7 @@ class DeskNotices:
             notice = json.loads(payload)
         except ValueError:
             return
-        for queue in list(self.subscribers):
-            if queue.full():  # a client that does not read: end its stream, it may reconnect
-                self.subscribers.discard(queue)
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)
-                continue
-            queue.put_nowait(notice)
+        self.subscribers.publish(notice)
 
 
 NOTICES = web.AppKey("desk_notices", DeskNotices)
@@ -75,9 +69,7 @@ async def context(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    for queue in notices.subscribers:
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
+    notices.subscribers.end_all()
 
 
 @routes.get("/api/v1/desk/events")

@@ -21,6 +21,7 @@ from contracts import topics
 from services.common import params
 from services.common.auth import Principal, principal
 from services.common.config import Settings
+from services.common.fanout import Subscribers
 from services.common.http import METRICS
 from services.common.tasks import supervised
 from services.district.api import live_resume
@@ -53,7 +54,7 @@ class LiveEvents:
 
     def __init__(self, settings: Settings, count: Callable[[str], None] = lambda _: None) -> None:
         self.settings, self.count = settings, count
-        self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.subscribers: Subscribers[dict[str, Any]] = Subscribers()
         self._positioned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -102,20 +103,10 @@ class LiveEvents:
             return
         if not isinstance(event, dict) or event.get("district_code") != self.settings.district_code:
             return
-        summary = {k: event.get(k) for k in SUMMARY}
-        for queue in list(self.subscribers):
-            if queue.full():  # a client that does not read: end its stream, it may reconnect
-                self.subscribers.discard(queue)
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)
-                continue
-            queue.put_nowait(summary)
+        self.subscribers.publish({k: event.get(k) for k in SUMMARY})
 
     async def close(self) -> None:
-        for queue in self.subscribers:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+        self.subscribers.end_all()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
