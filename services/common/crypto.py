@@ -88,6 +88,15 @@ def mask_numbers(raw: bytes) -> bytes:
     return PHONE_NUMBER.sub(lambda m: mask_phone(m.group(1).decode()).encode(), raw)
 
 
+def mask_text(text: str) -> str:
+    """Free text (an order's content, a unit's note) with every phone number in it masked;
+    `text` itself when it holds none."""
+    if not any(c.isdigit() for c in text):
+        return text
+    masked = mask_numbers(text.encode()).decode()
+    return text if masked == text else masked
+
+
 def redact(raw: bytes, vault: PhoneVault) -> tuple[bytes, bytes | None]:
     """(the bytes to keep in clear, the original sealed): the original itself and None when
     it holds no phone number, else the original with every number masked, and sealed."""

@@ -22,7 +22,7 @@ from services.common.config import Settings
 from services.common.logs import JsonFormatter
 from services.district.app import create_app as district_app
 from services.street.app import create_app as street_app
-from tests.integration.test_intake import SMOKE, nearby, urge
+from tests.integration.test_intake import BUREAU, SMOKE, nearby, urge
 from tests.integration.test_loop import publish_samples, task_for
 from tests.integration.test_merged_orders import followup, replies, resolve
 from tests.support import ORDERS, Topics, now_iso, running, samples, wait_until
@@ -213,6 +213,19 @@ async def scenarios(settings: Settings) -> None:
             lambda m: m["case"]["source_ref"] == "HL-FMT-1" and m["kind"] == "urged",
             "the formatted order opened, its parked urge applied",
         )
+
+        # phones written into the free text: the caller's own, and a unit's note and summary
+        text = f"油烟扰民，请回电 {SPACED}，或打座机 {LANDLINE}"
+        texted = {**nearby("HL-TXT-1", 3000), "content": text, "note": f"备用 {DASHED}"}
+        await t.publish(topics.WORKORDERS, "HL-TXT-1", texted)
+        [told] = await t.wait_for(
+            topics.task_topic(BUREAU),
+            lambda m: m["case"]["source_ref"] == "HL-TXT-1",
+            "the order with phones in its text dispatched",
+        )
+        assert "139****5678" in told["case"]["description"], told["case"]
+        await resolve(t, told, f"已电话联系 {SPACED} 并处理")
+        await replies(t, "HL-TXT-1", "result")
 
         # a reveal: the phone goes to the supervisor who asked, and nowhere else
         path = f"/api/v1/cases/{smoke['case_no']}/reveal-phone"

@@ -66,3 +66,35 @@ def test_idempotency_keys_per_feed() -> None:
     assert parse(record(report, topics.ROADCHIEF_REPORTS), NOW).key == f"rc:{report['report_id']}"
     fb = samples("hotline12345.feedback")[0]
     assert parse(record(fb, topics.HOTLINE_FEEDBACK), NOW).key.startswith("hf:HL2026112700125:")
+
+
+def test_phone_numbers_in_free_text_are_masked_and_the_rest_kept() -> None:
+    order = {
+        **ORDER,
+        "content": "楼上漏水，请联系物业 139 1234 5678 或 (021) 6666-7777，门牌 1280 号",
+        "note": "来电人手机13800001234",
+    }
+    cmd = parse(record(order), NOW)
+    assert cmd.message.content == "楼上漏水，请联系物业 139****5678 或 021****7777，门牌 1280 号"
+    assert cmd.message.note == "来电人手机138****1234"
+    assert cmd.message.address == ORDER["address"]
+    untouched = parse(record(ORDER), NOW).message
+    assert untouched.content == ORDER["content"]
+
+
+def test_a_units_summary_and_note_are_masked() -> None:
+    feedback = {
+        "schema": "cityops.task-feedback/v1",
+        "feedback_id": "F-1",
+        "unit_code": "310106-JSGL",
+        "task_id": "T-1",
+        "case_no": "C-1",
+        "action": "resolve",
+        "at": NOW.isoformat(),
+        "actor": {"id": "op-1", "name": "值班员"},
+        "note": "回电 13912345678",
+        "result": {"resolved": True, "summary": "已联系业主 139-1234-5678 处理"},
+    }
+    message = parse(record(feedback, topics.TASK_FEEDBACK), NOW).message
+    assert message.note == "回电 139****5678"
+    assert message.result.summary == "已联系业主 139****5678 处理"

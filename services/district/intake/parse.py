@@ -12,6 +12,7 @@ from contracts import topics
 from contracts.hotline import Feedback, OrderAction, WorkOrder
 from contracts.roadchief import Report
 from contracts.tasks import TaskFeedback
+from services.common.crypto import mask_text
 from services.district.routing.geo import plausibility_error
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -33,6 +34,14 @@ _MODELS: dict[str, type[BaseModel]] = {
 
 #: the sender's timestamps of each message type, which must not lie in the future
 _STAMP_FIELDS = ("sent_at", "reported_at", "visited_at", "at")
+#: the free text of each message type, where a phone number (the caller's or anyone's) may be
+#: written; kept masked (a merged report keeps its original sealed, `case_reporters.message`)
+_FREE_TEXT: dict[type[BaseModel], tuple[str, ...]] = {
+    WorkOrder: ("title", "content", "address", "note"),
+    Report: ("road", "segment", "description"),
+    Feedback: ("comment",),
+    TaskFeedback: ("note", "result.summary"),
+}
 _STAMPS: dict[type[BaseModel], tuple[str, ...]] = {
     model: tuple(n for n in _STAMP_FIELDS if n in model.model_fields) for model in _MODELS.values()
 }
@@ -90,7 +99,24 @@ def parse(record: ConsumerRecord[bytes, bytes], now: datetime) -> Command:
     except ValidationError as exc:
         raise _invalid(exc) from None
     _check_semantics(message, now)
+    message = _masked(message)
     return Command(FEEDS[record.topic], _idempotency_key(message), message, record.timestamp)
+
+
+def _masked(m: BaseModel, fields: tuple[str, ...] | None = None) -> BaseModel:
+    """`m` with every phone number in its free text masked (the same object when none is);
+    `fields` are its free-text fields, `a.b` naming field `b` of the model in field `a`."""
+    update: dict[str, object] = {}
+    for path in _FREE_TEXT[type(m)] if fields is None else fields:
+        name, _, inner = path.partition(".")
+        value = getattr(m, name)
+        if isinstance(value, BaseModel) and inner:
+            masked: object = _masked(value, (inner,))
+        else:
+            masked = mask_text(value) if isinstance(value, str) else value
+        if masked is not value:
+            update[name] = masked
+    return m.model_copy(update=update) if update else m
 
 
 def _invalid(exc: ValidationError) -> Invalid:
