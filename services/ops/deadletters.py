@@ -1,9 +1,10 @@
 """`cityops deadletter list | show | replay`: the dead letters on `cityops.deadletter`, read
 from the broker. A dead letter is named by its source, `<topic>/<partition>/<offset>`. `show`
-prints one, the original unsealed for someone holding the phone key (CITYOPS_PHONE_KEY or the
-key file); `replay` re-sends the original bytes, keyed as before, to the source topic after a
-fix (a rule added, a bug fixed) and records it in `deadletter_replays` (who, when, where it
-landed): a dead letter already replayed is not replayed again without `--force`."""
+prints one, masked; its original is unsealed for someone holding the phone key
+(CITYOPS_PHONE_KEY or the key file) who gives a reason, recorded in `deadletter_unseals`;
+`replay` re-sends the original bytes, keyed as before, to the source topic after a fix (a rule
+added, a bug fixed) and records it in `deadletter_replays` (who, when, where it landed): a dead
+letter already replayed is not replayed again without `--force`."""
 
 from __future__ import annotations
 
@@ -45,8 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="deadletter_command", required=True)
     listing = sub.add_parser("list", help="the dead letters, oldest first")
     _filters(listing)
-    show = sub.add_parser("show", help="one dead letter, unsealed when the phone key is held")
+    show = sub.add_parser("show", help="one dead letter; its sealed original with --reason")
     show.add_argument("ref", help="its source: <topic>/<partition>/<offset> (as `list` prints)")
+    show.add_argument(
+        "--reason", default="", help="why the original is unsealed (needs the key), recorded"
+    )
+    show.add_argument("--actor", default="", help="who unseals (default: the login name)")
     replay = sub.add_parser("replay", help="re-send originals to their source topic")
     replay.add_argument("refs", nargs="*", metavar="ref", help="<topic>/<partition>/<offset>")
     replay.add_argument(
@@ -87,7 +92,7 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
     if args.deadletter_command == "list":
         return _list(select(letters, args.topic, args.kind, args.since))
     if args.deadletter_command == "show":
-        return _show(letters, args.ref, vault_if_held(settings))
+        return await _show(settings, letters, args)
     return await _replay(settings, letters, args)
 
 
@@ -169,22 +174,44 @@ def _find(letters: list[Letter], ref: str) -> Letter | None:
     return next((x for x in letters if x.ref == ref), None)
 
 
-def _show(letters: list[Letter], ref: str, vault: PhoneVault | None) -> int:
-    found = _find(letters, ref)
+async def _show(settings: Settings, letters: list[Letter], args: argparse.Namespace) -> int:
+    found = _find(letters, args.ref)
     if found is None:
-        print(f"cityops deadletter: no dead letter from {ref}", file=sys.stderr)
+        print(f"cityops deadletter: no dead letter from {args.ref}", file=sys.stderr)
         return 1
     d = found.letter
     shown = d.model_dump(mode="json", by_alias=True, exclude={"value", "value_sealed"})
     shown["key"] = _text(None if d.key is None else base64.b64decode(d.key))
     shown["value"] = _text(None if d.value is None else base64.b64decode(d.value))
     if d.redacted:
-        plain = original(d, vault)
-        shown["original"] = _text(plain)
-        if plain is None:
-            print("cityops deadletter: the original is sealed; no phone key here", file=sys.stderr)
+        shown["original"] = await _unsealed(settings, found, args)
     print(json.dumps(shown, ensure_ascii=False, indent=2))
     return 0
+
+
+async def _unsealed(settings: Settings, x: Letter, args: argparse.Namespace) -> str | None:
+    """A redacted letter's original, for an operator who holds the key and gives a reason,
+    recorded in `deadletter_unseals` before it is shown; None (and why, on stderr) otherwise."""
+    vault = vault_if_held(settings)
+    if vault is None:
+        print("cityops deadletter: the original is sealed; no phone key here", file=sys.stderr)
+        return None
+    if not args.reason.strip() or not settings.database_url:
+        why = "give --reason (recorded)" if settings.database_url else "set CITYOPS_DATABASE_URL"
+        print(f"cityops deadletter: the original is sealed; {why} to unseal it", file=sys.stderr)
+        return None
+    plain = original(x.letter, vault)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute(
+            'INSERT INTO deadletter_unseals (topic, "partition", "offset", unsealed_by, reason)'
+            " VALUES ($1, $2, $3, $4, $5)",
+            x.letter.topic, x.letter.partition, x.letter.offset,
+            args.actor or getpass.getuser(), args.reason.strip(),
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    return _text(plain)
 
 
 async def _replay(settings: Settings, letters: list[Letter], args: argparse.Namespace) -> int:

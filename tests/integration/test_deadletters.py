@@ -42,6 +42,19 @@ async def cityops(settings: Settings, *argv: str, key: bool = True) -> tuple[int
     return proc.returncode, out.decode(), err.decode()
 
 
+async def unseals(settings: Settings) -> list[tuple[str, str, str]]:
+    """Who unsealed which dead letter's original, and why (`deadletter_unseals`)."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            'SELECT topic, "partition", "offset", unsealed_by, reason FROM deadletter_unseals'
+            " ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    return [(f"{r[0]}/{r[1]}/{r[2]}", r["unsealed_by"], r["reason"]) for r in rows]
+
+
 async def test_a_dead_letter_replayed_after_the_fix_opens_its_case(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -71,8 +84,12 @@ async def test_a_dead_letter_replayed_after_the_fix_opens_its_case(
         shown = json.loads(out)
         assert code == 0 and shown["original"] is None and "no phone key" in err
         assert PHONE not in out and "138****0001" in shown["value"]
-        code, out, _ = await cityops(settings, "deadletter", "show", ref)
+        code, out, err = await cityops(settings, "deadletter", "show", ref)
+        assert code == 0 and json.loads(out)["original"] is None and "--reason" in err
+        assert PHONE not in out
+        code, out, _ = await cityops(settings, "deadletter", "show", ref, "--reason", "核对来源")
         assert code == 0 and json.loads(json.loads(out)["original"]) == order
+        assert await unseals(settings) == [(ref, "值班长张三", "核对来源")]
 
         code, out, _ = await cityops(settings, "deadletter", "replay", ref, key=False)
         assert code == 1 and "no phone key" in out  # masked bytes are never replayed
