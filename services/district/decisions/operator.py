@@ -10,7 +10,14 @@ from datetime import datetime
 from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
-from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
+from services.district.cases.lifecycle import (
+    CaseState,
+    Event,
+    ExceptionDecision,
+    ExceptionKind,
+    TaskState,
+    next_state,
+)
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES
 from services.district.deadlines.pause import resumed_deadline, resumed_start
@@ -79,6 +86,18 @@ class Operator:
         self.log.reply(case, ev, ReplyKind.EXTENSION, task.unit_code, text, ch)
         ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, text))
         self._count_extension(ch, task, "approved")
+        detail = {"deadlines_before": before, "deadlines_after": task.deadlines()}
+        self.log.exception(
+            case,
+            ExceptionKind.EXTENSION,
+            ExceptionDecision.APPROVED,
+            actor,
+            reason,
+            now,
+            ch,
+            task=task,
+            detail=detail,
+        )
 
     def _refuse_extension(
         self, case: CaseRec, task: TaskRec, actor: str, reason: str, now: datetime, ch: Changes
@@ -90,6 +109,10 @@ class Operator:
         note = f"延期申请未批准: {reason}"
         ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, note))
         self._count_extension(ch, task, "refused")
+        refused = ExceptionDecision.REFUSED
+        self.log.exception(
+            case, ExceptionKind.EXTENSION, refused, actor, reason, now, ch, task=task
+        )
 
     def _count_extension(self, ch: Changes, task: TaskRec, outcome: str) -> None:
         m, unit = self.ctx.metrics, task.unit_code
@@ -158,6 +181,8 @@ class Operator:
             ch.touch(case, task)
         unit, data = case.handling_unit(), {"reason": reason}
         self.log.transition(case, Event.PARKED, now, actor, ch, unit_code=unit, data=data)
+        approved = ExceptionDecision.APPROVED
+        self.log.exception(case, ExceptionKind.PARKING, approved, actor, reason, now, ch)
 
     def unpark(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
         """The parked case resumes where its work stood, each task with the time it had left."""
@@ -239,6 +264,8 @@ class Operator:
         data = {"reason": reason}
         ev = self.log.transition(case, Event.REJECTED, now, actor, ch, data=data)
         self.log.reply_center(case, ev, ReplyKind.RETURNED, reason, ch)
+        approved = ExceptionDecision.APPROVED
+        self.log.exception(case, ExceptionKind.CANCELLATION, approved, actor, reason, now, ch)
 
     def reveal_phone(
         self,
