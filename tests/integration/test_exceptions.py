@@ -6,13 +6,16 @@ reason, and each path's share is served by the KPI API."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from contracts import topics
+from services.common.auth import Role
 from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.district.app import create_app as district_app
+from services.street.app import create_app as street_app
 from tests.integration.test_api_roles import call
 from tests.support import Service, Topics, dispatched, running, task_feedback, wait_until
 from tests.support import case_record as case
@@ -207,3 +210,41 @@ async def test_every_exception_is_in_the_ledger_and_its_share_counted(
         status, body = await district.get("/api/v1/kpis/exceptions?from=2026-11-28&to=2026-11-29")
         assert status == 200 and body["dispatched"] == 0
         assert {k["share"] for k in body["kinds"]} == {None}
+
+
+async def test_the_street_desk_gets_a_refused_return_back_to_work_on(settings: Settings) -> None:
+    async with (
+        running(district_app(settings)) as district,
+        running(street_app(settings)) as desk,
+        Topics(settings) as t,
+    ):
+        bureau = await desk.as_role(Role.DEPARTMENT_OPERATOR, BUREAU)
+        first = await dispatched(t, SMOKE, BUREAU)
+        task_id, no = first["task_id"], first["case_no"]
+
+        async def desk_state() -> str | None:
+            status, body = await bureau.get(f"/api/v1/tasks/{task_id}")
+            return body["state"] if status == 200 else None
+
+        await wait_until(desk_state, "the task on the desk")
+        back = {"action": "return", "actor": {"id": "op-1", "name": "值班员"}, "reason": "other"}
+        status, body = await bureau.post(f"/api/v1/tasks/{task_id}/actions", back)
+        assert status == 202, body
+        assert await desk_state() == "returned"
+        await wait_until(lambda: state_is(district, no, "returned"), "the return waiting")
+        refuse = {"approve": False, "actor": "sup-1", "reason": "请继续办理"}
+        status, body = await district.post(f"/api/v1/cases/{no}/return-decision", refuse)
+        assert status == 200, body
+        await wait_until(lambda: _is(desk_state, "open"), "the task open on the desk again")
+        accept = {"action": "accept", "actor": {"id": "op-1", "name": "值班员"}}
+        status, body = await bureau.post(f"/api/v1/tasks/{task_id}/actions", accept)
+        assert status == 202, body
+        await wait_until(lambda: state_is(district, no, "accepted"), "accepted at the district")
+
+
+async def state_is(district: Service, case_no: str, state: str) -> bool:
+    return bool((await case(district, case_no))["state"] == state)
+
+
+async def _is(read: Callable[[], Awaitable[str | None]], want: str) -> bool:
+    return await read() == want
