@@ -53,6 +53,14 @@ class ExceptionDecision(StrEnum):
 ACTIVE_TASK = frozenset({TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.CONTACTED})
 
 
+#: the case state work resumes in (unparked, a return refused), by its lead task's state
+RESUMED = {
+    TaskState.ASSIGNED: CaseState.DISPATCHED,
+    TaskState.ACCEPTED: CaseState.ACCEPTED,
+    TaskState.CONTACTED: CaseState.IN_PROGRESS,
+}
+
+
 class Event(StrEnum):
     OPENED = "opened"
     DISPATCHED = "dispatched"

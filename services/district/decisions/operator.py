@@ -11,6 +11,7 @@ from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
 from services.district.cases.lifecycle import (
+    RESUMED,
     CaseState,
     Event,
     ExceptionDecision,
@@ -27,13 +28,6 @@ from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
 from services.district.decisions.upstream import Upstream
 from services.district.routing.rules import effective_urgency
-
-#: the case state an unparked case resumes, by its lead task's state
-_RESUMED = {
-    TaskState.ASSIGNED: CaseState.DISPATCHED,
-    TaskState.ACCEPTED: CaseState.ACCEPTED,
-    TaskState.CONTACTED: CaseState.IN_PROGRESS,
-}
 
 
 class Operator:
@@ -198,7 +192,7 @@ class Operator:
             ch.touch(case, task)
         case.parked_at = None
         lead = case.lead()
-        target = CaseState.TRIAGE if lead is None else _RESUMED[lead.state]
+        target = CaseState.TRIAGE if lead is None else RESUMED[lead.state]
         self.log.transition(
             case,
             Event.UNPARKED,

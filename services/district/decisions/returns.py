@@ -18,6 +18,7 @@ from datetime import datetime
 from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
 from services.district.cases.lifecycle import (
+    RESUMED,
     CaseState,
     Event,
     ExceptionDecision,
@@ -30,12 +31,6 @@ from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
 from services.district.routing.rules import redispatch_target
 
-#: the case state a refused return resumes, by its lead task's state
-_RESUMED = {
-    TaskState.ASSIGNED: CaseState.DISPATCHED,
-    TaskState.ACCEPTED: CaseState.ACCEPTED,
-    TaskState.CONTACTED: CaseState.IN_PROGRESS,
-}
 _TAKEN = "退单已收到"
 
 
@@ -166,7 +161,7 @@ class Returns:
         task.state = task.resume_state()
         data = {"task_id": task.task_id, "reason": reason}
         if task.role is TaskRole.LEAD:
-            target = _RESUMED[task.state]
+            target = RESUMED[task.state]
             self.log.transition(
                 case,
                 Event.RETURN_REFUSED,
