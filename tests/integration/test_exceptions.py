@@ -248,3 +248,33 @@ async def state_is(district: Service, case_no: str, state: str) -> bool:
 
 async def _is(read: Callable[[], Awaitable[str | None]], want: str) -> bool:
     return await read() == want
+
+
+async def test_a_refused_extension_and_a_cancellation_are_in_the_ledger(settings: Settings) -> None:
+    clock = FakeClock(FRIDAY_10AM)
+    async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
+        first = await dispatched(t, SMOKE, BUREAU)
+        no = first["case_no"]
+        refuse = {
+            "task_id": first["task_id"],
+            "approve": False,
+            "actor": "sup-1",
+            "reason": "无正当理由",
+        }
+        status, body = await district.post(f"/api/v1/cases/{no}/extension", refuse)
+        assert status == 200, body
+        await returned(t, district, first, "invalid")
+        cancel = {"actor": "sup-2", "reason": "重复诉求，作废"}
+        status, body = await district.post(f"/api/v1/cases/{no}/reject", cancel)
+        assert status == 200 and body["state"] == "rejected", body
+        rows = await ledger(district)
+        assert [(r["kind"], r["decision"], r["approver"], r["reason"]) for r in rows] == [
+            ("cancellation", "approved", "sup-2", "重复诉求，作废"),
+            ("extension", "refused", "sup-1", "无正当理由"),
+        ]
+        assert rows[0]["unit_code"] == BUREAU and rows[0]["task_id"] is None
+        _, body = await district.get(f"/api/v1/kpis/exceptions?{PERIOD}")
+        shares = {k["kind"]: (k["granted"], k["refused"], k["share"]) for k in body["kinds"]}
+        # one task dispatched; the refused extension is counted beside, not in the share
+        assert shares["extension"] == (0, 1, 0.0) and shares["cancellation"] == (1, 0, 1.0)
+        assert shares["return"] == (0, 0, 0.0)  # the return itself was never decided
