@@ -19,7 +19,8 @@ class TaskKind(StrEnum):
 
 
 class TaskReason(StrEnum):
-    """Why a unit is urged (`urged`) or a task withdrawn (`withdrawn`)."""
+    """Why a unit is urged (`urged`), a task withdrawn (`withdrawn`) or handed back to its
+    unit (`updated`)."""
 
     WARNING = "warning"  # 80% of a stage has elapsed (`note` names the stage)
     OVERDUE = "overdue"  # a stage fell overdue: supervised automatically (督办)
@@ -28,6 +29,7 @@ class TaskReason(StrEnum):
     RETURNED = "returned"  # the district has taken the unit's return (退单)
     ESCALATED = "escalated"  # the district has taken the unit's escalation
     LEAD_RESOLVED = "lead_resolved"  # a joint case resolved by its lead unit
+    RETURN_REFUSED = "return_refused"  # `updated`: the district refused the unit's return
 
 
 class TaskRole(StrEnum):

@@ -96,6 +96,12 @@ class Metrics:
         self.extensions = Counter(
             "cityops_extensions", "Extension decisions", ["unit", "decision"], registry=r
         )
+        self.exceptions = Counter(
+            "cityops_exceptions",
+            "Decisions on exception paths (退单, 延期, 缓办, 作废), by kind and decision",
+            ["kind", "decision"],
+            registry=r,
+        )
         self.supervisions = Counter(
             "cityops_supervisions", "Cases supervised (督办)", ["unit", "mode"], registry=r
         )

@@ -17,9 +17,11 @@ ON CONFLICT (task_id) DO UPDATE SET
     kind = EXCLUDED.kind,
     deadlines = EXCLUDED.deadlines,
     snapshot = EXCLUDED.snapshot,
-    -- a withdrawn that acknowledges the desk's own return or escalation keeps its state
+    -- a withdrawn that acknowledges the desk's own return or escalation keeps its state;
+    -- a return the district refused ($10 `return_refused`) is the desk's to work on again
     state = CASE WHEN EXCLUDED.kind = 'withdrawn'
                   AND street.tasks.state NOT IN ('returned', 'escalated') THEN 'withdrawn'
+                 WHEN $10::text = 'return_refused' AND street.tasks.state = 'returned' THEN 'open'
                  ELSE street.tasks.state END,
     updated_at = now()
 """
@@ -39,6 +41,7 @@ async def upsert_tasks(conn: asyncpg.Connection, tasks: list[Task]) -> None:
                 t.deadlines.model_dump(mode="json"),
                 t.case.model_dump(mode="json"),
                 t.dispatched_at,
+                t.reason.value if t.reason else None,
             )
             for t in tasks
         ],

@@ -130,6 +130,13 @@ async def drive_scenarios(loop: Loop, clock: FakeClock) -> dict[str, dict[str, A
     await loop.act(tasks["F"], ("resolve", nov(30, 10), RESOLVED))
     for k in "ABCF":
         await loop.state(tasks[k]["case_no"], "resolved")
+    # D's return waits for the district's decision; approved, with no unit to suggest for
+    # `other`, it goes to triage
+    await loop.state(tasks["D"]["case_no"], "returned")
+    take = {"approve": True, "actor": "sup-1", "reason": "同意退单"}
+    d_no = tasks["D"]["case_no"]
+    status, reply = await loop.district.post(f"/api/v1/cases/{d_no}/return-decision", take)
+    assert status == 200, reply
     await loop.state(tasks["D"]["case_no"], "triage")
 
     visits = [

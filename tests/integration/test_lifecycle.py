@@ -44,7 +44,9 @@ async def new_task(t: Topics, unit: str, case_no: str, known: set[str]) -> dict[
     return task
 
 
-async def test_returns_are_redispatched_then_left_to_an_operator(settings: Settings) -> None:
+async def test_returns_are_redispatched_on_approval_then_left_to_an_operator(
+    settings: Settings,
+) -> None:
     clock = FakeClock(FRIDAY_10AM)
     async with running(district_app(settings, clock=clock)) as district, Topics(settings) as t:
         first = await dispatched(t, "HL2026112700123", "310106-STHJ")  # 油烟: ecology bureau
@@ -54,14 +56,17 @@ async def test_returns_are_redispatched_then_left_to_an_operator(settings: Setti
             first["task_id"],
             feedback(first, "return", clock.now(), reason="not_our_duty"),
         )
-        # not our duty: the category's other owner, the street of the location (南京西路)
+        # a return waits for the district's decision; approved, it goes where routing says:
+        # not our duty -> the category's other owner, the street of the location (南京西路)
+        await _approve_return(district, no)
         second = await new_task(t, "310106012000", no, {first["task_id"]})
         await t.publish(
             topics.TASK_FEEDBACK,
             second["task_id"],
             feedback(second, "return", clock.now(), reason="not_our_territory"),
         )
-        # returned twice: a district operator decides
+        # returned twice: approved, it waits for an operator to name the unit (triage)
+        await _approve_return(district, no)
         await wait_until(lambda: _state(district, no, "triage"), "case in triage")
         status, body = await district.post(
             f"/api/v1/cases/{no}/dispatch",
@@ -77,8 +82,10 @@ async def test_returns_are_redispatched_then_left_to_an_operator(settings: Setti
             "opened",
             "dispatched",
             "returned",
+            "return_approved",
             "dispatched",
             "returned",
+            "return_approved",
             "to_triage",
             "dispatched",
         ]
@@ -89,7 +96,14 @@ async def test_returns_are_redispatched_then_left_to_an_operator(settings: Setti
         assert status == 409 and body["error"] == "refused"
 
 
-async def test_escalation_becomes_a_joint_task_that_resolves_when_all_reported(
+async def _approve_return(district: Service, case_no: str) -> None:
+    await wait_until(lambda: _state(district, case_no, "returned"), "the return waiting")
+    decision = {"approve": True, "actor": "district-sup-1", "reason": "同意退单"}
+    status, body = await district.post(f"/api/v1/cases/{case_no}/return-decision", decision)
+    assert status == 200, body
+
+
+async def test_escalation_becomes_a_joint_task_that_resolves_with_its_lead(
     settings: Settings,
 ) -> None:
     clock = FakeClock(FRIDAY_10AM)
@@ -125,24 +139,25 @@ async def test_escalation_becomes_a_joint_task_that_resolves_when_all_reported(
             lead["task_id"],
             feedback(lead, "resolve", clock.now(), result=result),
         )
+        [reply] = await t.wait_for(
+            topics.REPLIES, lambda m: m["kind"] == "result" and m["case_no"] == no, "result reply"
+        )
+        assert reply["unit_code"] == street and reply["text"] == result["summary"]
+        # the co-units' open tasks are withdrawn; a later report is still recorded
+        for co in (co1, co2):
+            [gone] = await t.wait_for(
+                topics.task_topic(co["unit_code"]),
+                lambda m, co=co: m["kind"] == "withdrawn" and m["task_id"] == co["task_id"],
+                "co task withdrawn",
+            )
+            assert gone["reason"] == "lead_resolved"
         await t.publish(
             topics.TASK_FEEDBACK,
             co1["task_id"],
             feedback(co1, "resolve", clock.now(), result={"resolved": True, "summary": "执法完毕"}),
         )
-        await wait_until(lambda: _event(district, no, "co_reported"), "first co-unit reported")
-        assert (await case(district, no))["state"] == "dispatched", "co-unit GAJ has not reported"
-        await t.publish(
-            topics.TASK_FEEDBACK,
-            co2["task_id"],
-            feedback(
-                co2, "resolve", clock.now(), result={"resolved": True, "summary": "交警已处理"}
-            ),
-        )
-        [reply] = await t.wait_for(
-            topics.REPLIES, lambda m: m["kind"] == "result" and m["case_no"] == no, "result reply"
-        )
-        assert reply["unit_code"] == street and reply["text"] == result["summary"]
+        await wait_until(lambda: _event(district, no, "co_reported_late"), "late co-unit report")
+        assert (await case(district, no))["state"] == "resolved"
         await t.publish(
             topics.HOTLINE_FEEDBACK,
             "HL2026112700126",

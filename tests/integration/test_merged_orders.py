@@ -163,6 +163,14 @@ async def test_merged_orders_are_returned_when_the_case_is_rejected_or_withdrawn
         ]
 
 
+async def approve_return(district: Service, case_no: str) -> None:
+    """A return waits for the district's decision: approved here."""
+    await wait_until(lambda: state_is(district, case_no, "returned"), "the return waiting")
+    decision = {"approve": True, "actor": "district-sup-1", "reason": "同意退单"}
+    status, body = await district.post(f"/api/v1/cases/{case_no}/return-decision", decision)
+    assert status == 200, body
+
+
 async def test_merged_orders_are_returned_when_the_case_is_rejected(settings: Settings) -> None:
     async with running(district_app(settings)) as district, Topics(settings) as t:
         first = await dispatched(t, SMOKE, BUREAU)
@@ -174,6 +182,7 @@ async def test_merged_orders_are_returned_when_the_case_is_rejected(settings: Se
             first["task_id"],
             task_feedback(first, "return", now_iso(), reason="not_our_duty"),
         )
+        await approve_return(district, no)
         [street] = await t.wait_for(
             topics.task_topic("310106012000"), lambda m: m["case_no"] == no, "the street's task"
         )
@@ -182,6 +191,7 @@ async def test_merged_orders_are_returned_when_the_case_is_rejected(settings: Se
             street["task_id"],
             task_feedback(street, "return", now_iso(), reason="not_our_territory"),
         )
+        await approve_return(district, no)
         await wait_until(lambda: state_is(district, no, "triage"), "in triage")
         status, body = await district.post(
             f"/api/v1/cases/{no}/reject", {"actor": "district-op-1", "reason": "非政府职能"}

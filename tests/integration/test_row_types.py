@@ -16,6 +16,7 @@ WRITTEN = [
     queries.CASES,
     queries.TASKS,
     queries.EVENTS,
+    queries.EXCEPTIONS,
     queries.TIMERS,
     queries.COUNTS,
     iq.REPORTERS,

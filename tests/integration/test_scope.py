@@ -19,6 +19,8 @@ from tests.integration.test_api_roles import BIKES, BIKES_UNIT, FUMES, FUMES_UNI
 from tests.support import Service, Topics, dispatched, running, wait_until
 
 PERIOD = "from=2000-01-01&to=2100-01-01"
+#: routes that read a period (answered 400 without one)
+PERIODIC = ("/api/v1/kpis/exceptions", "/api/v1/exceptions")
 UNIT_OF = {Role.STREET_OPERATOR: [BIKES_UNIT], Role.DEPARTMENT_OPERATOR: [FUMES_UNIT]}
 
 
@@ -47,13 +49,15 @@ async def fetch(service: Service, method: str, path: str) -> tuple[int, str]:
 
 def requests(doc: dict[str, Any], fill: dict[str, str]) -> list[tuple[str, str]]:
     """(method, path) of every operation in an OpenAPI document, its path parameters filled;
-    the KPI route once per grouping."""
+    the KPI route once per grouping, the other period routes with the period."""
     out = []
     for template, ops in doc["paths"].items():
         path = template.format(**fill)
         for method in ops:
             if path == "/api/v1/kpis":
                 out += [("GET", f"{path}?by={by}&{PERIOD}") for by in DIMENSIONS]
+            elif path in PERIODIC:
+                out.append((method.upper(), f"{path}?{PERIOD}"))
             else:
                 out.append((method.upper(), path))
     return out

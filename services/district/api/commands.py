@@ -1,5 +1,6 @@
 """The district's decisions on a case over HTTP: `POST /api/v1/cases/{case_no}/<command>`
-(triage, reclassifying, joint tasks, extension decisions, supervision, verification, parking,
+(triage, reclassifying, joint tasks and co-units added, decisions on returns (退单) and
+extensions, supervision, verification, parking,
 rejection, 并案 merge and split, revealing the caller's phone). Each goes through the same
 decision code as the consumer (`decisions`), in one transaction, and answers with the case."""
 
@@ -17,6 +18,7 @@ from services.common.auth import UNIT_ROLES, Role, principal, problem, require
 from services.district.api.cases import case_response
 from services.district.api.http import answer, answering
 from services.district.api.models import (
+    AddCoUnits,
     Command,
     DispatchTo,
     ExtensionDecision,
@@ -24,6 +26,7 @@ from services.district.api.models import (
     MergeCase,
     PhoneRevealed,
     Reclassify,
+    ReturnDecision,
     RevealPhone,
     SplitReport,
     Verification,
@@ -91,6 +94,18 @@ _command(
     "joint",
     JointTask,
     lambda d, c, b, now, ch: d.dispatch.joint(c, b.lead, b.co_units, b.actor, b.reason, now, ch),
+)
+_command(
+    "add-co-units",
+    AddCoUnits,
+    lambda d, c, b, now, ch: d.dispatch.add_co_units(c, b.co_units, b.actor, b.reason, now, ch),
+)
+_command(
+    "return-decision",
+    ReturnDecision,
+    lambda d, c, b, now, ch: d.returns.decide(
+        c, b.task_id, b.approve, b.unit, b.actor, b.reason, now, ch
+    ),
 )
 _command(
     "extension",

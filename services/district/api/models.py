@@ -41,6 +41,15 @@ class KpiQuery(_Query):
     to: date
 
 
+class PeriodQuery(_Query):
+    from_: date = Field(alias="from")
+    to: date
+
+
+class LedgerQuery(PeriodQuery):
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 class CaseSummary(BaseModel):
     case_no: str
     source: str
@@ -86,12 +95,28 @@ class OverdueCount(BaseModel):
     n: int
 
 
+class PendingDecision(BaseModel):
+    """A return waiting for the district's decision (`POST .../return-decision`)."""
+
+    kind: Literal["return", "replace_co_unit"] = Field(
+        description="a lead unit's return (退单), or a co-unit's: replace it or dismiss it"
+    )
+    case_no: str
+    task_id: str
+    unit_code: str
+    return_reason: str | None = Field(description="the unit's reason; null for an escalation")
+    since: datetime | None
+
+
 class Queues(BaseModel):
     open: list[OpenCount]
     overdue: list[OverdueCount]
     waiting_for_triage: int = Field(description="cases at the district: triage/returned/escalated")
     municipal_due_missed: int = Field(
         0, description="open cases that missed the municipal due time (12345 `due_at`)"
+    )
+    decisions: list[PendingDecision] = Field(
+        default_factory=list, description="returns and co-units to replace, oldest first"
     )
     as_of: datetime
 
@@ -103,6 +128,7 @@ class RuleOut(BaseModel):
     owner: str
     alt_owner: str | None
     version: int
+    auto_redispatch_returns: bool = False
 
 
 class RuleList(RootModel[list[RuleOut]]):
@@ -144,6 +170,23 @@ class JointTask(Command):
     co_units: list[str] = Field(min_length=1, max_length=10)
 
 
+class AddCoUnits(Command):
+    """联勤联动 on a case a lead already works on: a co-unit task for each unit."""
+
+    co_units: list[str] = Field(min_length=1, max_length=10)
+
+
+class ReturnDecision(Command):
+    """The district's decision on a return (退单) waiting on its queue: the lead's (the case is
+    `returned`; `task_id` may be left out) or a co-unit's (`task_id`). Approved: re-dispatched
+    to `unit`, or where routing suggests (a co-unit's: replaced by `unit`, or dismissed).
+    Refused: the task goes back to its unit. `reason` is required (the ledger's)."""
+
+    task_id: str | None = Field(default=None, min_length=1, max_length=64)
+    approve: bool
+    unit: str | None = Field(default=None, min_length=1, max_length=40)
+
+
 class ExtensionDecision(Command):
     task_id: str
     approve: bool
@@ -181,3 +224,5 @@ class RuleChange(Command):
     alt_owner: str | None = None
     urgency: str = "*"
     source: str = "*"
+    #: a return (退单) is re-dispatched by routing at once, without the district's decision
+    auto_redispatch_returns: bool = False

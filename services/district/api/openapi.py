@@ -15,6 +15,8 @@ from services.district.api.models import (
     CaseQuery,
     EventsQuery,
     KpiQuery,
+    LedgerQuery,
+    PeriodQuery,
     PhoneRevealed,
     Queues,
     RevealPhone,
@@ -100,6 +102,23 @@ def operations() -> list[Op]:
             "closed-loop KPIs of a period",
             Object,
             query=KpiQuery,
+            errors=(400, 401),
+        ),
+        Op(
+            "GET",
+            "/api/v1/kpis/exceptions",
+            "each exception path's share of a period: granted returns, extensions, parkings,"
+            " cancellations over the tasks dispatched",
+            Object,
+            query=PeriodQuery,
+            errors=(400, 401),
+        ),
+        Op(
+            "GET",
+            "/api/v1/exceptions",
+            "the exception ledger of a period, newest first: kind, decision, approver, reason",
+            Object,
+            query=LedgerQuery,
             errors=(400, 401),
         ),
         Op(

@@ -37,7 +37,14 @@ async def change_rule(request: web.Request) -> web.Response:
     for owner in (body.owner, body.alt_owner):
         if owner not in (None, "street") and owner not in ref.units:
             raise problem(422, "unknown_unit", str(owner))
-    rule = Rule(body.category_code, body.owner, body.alt_owner, body.urgency, body.source)
+    rule = Rule(
+        body.category_code,
+        body.owner,
+        body.alt_owner,
+        body.urgency,
+        body.source,
+        auto_redispatch_returns=body.auto_redispatch_returns,
+    )
     async with request.app[POOL].acquire() as conn:
         saved = await queries.change_rule(
             conn, district, rule, body.actor, body.reason, principal(request).token_id
@@ -63,4 +70,5 @@ def _rule(r: Rule) -> dict[str, Any]:
         "owner": r.owner,
         "alt_owner": r.alt_owner,
         "version": r.version,
+        "auto_redispatch_returns": r.auto_redispatch_returns,
     }

@@ -34,8 +34,31 @@ class TaskState(StrEnum):
     PARKED = "parked"
 
 
+class ExceptionKind(StrEnum):
+    """The exception paths the district decides and keeps a ledger of."""
+
+    RETURN = "return"  # 退单 / 回退: a unit hands its task back
+    EXTENSION = "extension"  # 延期
+    PARKING = "parking"  # 缓办 / 挂账
+    CANCELLATION = "cancellation"  # 作废: the order returned upstream, not handled
+
+
+class ExceptionDecision(StrEnum):
+    APPROVED = "approved"
+    REFUSED = "refused"
+    AUTO = "auto"  # approved by a routing rule (`auto_redispatch_returns`), no operator
+
+
 #: task states in which the unit still works on the task (its deadlines run)
 ACTIVE_TASK = frozenset({TaskState.ASSIGNED, TaskState.ACCEPTED, TaskState.CONTACTED})
+
+
+#: the case state work resumes in (unparked, a return refused), by its lead task's state
+RESUMED = {
+    TaskState.ASSIGNED: CaseState.DISPATCHED,
+    TaskState.ACCEPTED: CaseState.ACCEPTED,
+    TaskState.CONTACTED: CaseState.IN_PROGRESS,
+}
 
 
 class Event(StrEnum):
@@ -70,6 +93,9 @@ class Event(StrEnum):
     REJECTED = "rejected"
     MERGED = "merged"
     RECLASSIFIED = "reclassified"
+    RETURN_APPROVED = "return_approved"
+    RETURN_REFUSED = "return_refused"
+    CO_UNITS_ADDED = "co_units_added"
 
 
 TERMINAL = frozenset(
@@ -123,6 +149,13 @@ TRANSITIONS: dict[Event, dict[CaseState | None, CaseState | object]] = {
     },
     Event.PROGRESSED: {s: _S.IN_PROGRESS for s in WORKING},
     Event.RESOLVED: {s: _S.RESOLVED for s in WORKING},
+    # the district takes a return (the case is then dispatched again, or waits in triage) or
+    # refuses it: the work resumes where it stood
+    Event.RETURN_APPROVED: {_S.RETURNED: _S.RETURNED},
+    Event.RETURN_REFUSED: {
+        _S.RETURNED: frozenset({_S.DISPATCHED, _S.ACCEPTED, _S.IN_PROGRESS, _S.REOPENED})
+    },
+    Event.CO_UNITS_ADDED: {s: _ANY_OPEN for s in WORKING},
     Event.RETURNED: {s: _S.RETURNED for s in WORKING},
     Event.ESCALATED: {s: _S.ESCALATED for s in WORKING},
     Event.EXTENSION_REQUESTED: {s: _ANY_OPEN for s in WORKING},

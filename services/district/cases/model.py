@@ -12,7 +12,14 @@ from contracts.hotline import WorkOrder
 from contracts.roadchief import Report
 from contracts.tasks import TaskRole
 from services.common.outbox import OutMessage
-from services.district.cases.lifecycle import ACTIVE_TASK, TERMINAL, CaseState, TaskState
+from services.district.cases.lifecycle import (
+    ACTIVE_TASK,
+    TERMINAL,
+    CaseState,
+    ExceptionDecision,
+    ExceptionKind,
+    TaskState,
+)
 
 
 @dataclass(slots=True)
@@ -33,6 +40,8 @@ class TaskRec:
     summary: str | None = None
     #: where the task's clock starts after a pause (挂账); None: at its dispatch
     clock_start: datetime | None = None
+    #: the unit's reason when it returned the task (退单), for the district's decision
+    return_reason: str | None = None
 
     @property
     def started(self) -> datetime:
@@ -156,6 +165,23 @@ class EventRec:
         return f"{self.case_no}:{self.seq}"
 
 
+@dataclass(frozen=True, slots=True)
+class ExceptionRec:
+    """One decision on an exception path (退单, 延期, 缓办, 作废): a row of the ledger."""
+
+    district_code: str
+    case_no: str
+    task_id: str | None
+    unit_code: str | None
+    kind: ExceptionKind
+    decision: ExceptionDecision
+    approver: str
+    token_id: str | None
+    reason: str
+    decided_at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class ReporterRec:
     """A duplicate report joined to an open case (并案); `message` is the validated report."""
@@ -220,6 +246,7 @@ class Changes:
     moved: list[tuple[str, str]] = field(default_factory=list)
     parked: list[ParkedRec] = field(default_factory=list)  # to park
     unparked: list[int] = field(default_factory=list)  # parked ids applied or expired
+    exceptions: list[ExceptionRec] = field(default_factory=list)  # the ledger's new rows
     #: the API token the decisions were taken under, recorded in each event (None: no API)
     token_id: str | None = None
 

@@ -1,5 +1,6 @@
 """The case tables' SQL: locking and loading cases with their tasks, writing a batch's changes
-in one statement (cases, tasks, events, timers, counters, reporters, parked messages, outbox),
+in one statement (cases, tasks, events, timers, counters, reporters, parked messages, the
+exception ledger, outbox),
 and reading a case record."""
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ TASKS = Table(
         "resolved_at": _TS,
         "summary": "text",
         "clock_start": _TS,
+        "return_reason": "text",
     },
     "tasks_row",
 )
@@ -109,6 +111,25 @@ MUTABLE_TASK = (
     "resolved_at",
     "summary",
     "clock_start",
+    "return_reason",
+)
+#: the exception ledger (退单, 延期, 缓办, 作废 decisions with their approver)
+EXCEPTIONS = Table(
+    "exception_ledger",
+    {
+        "district_code": "text",
+        "case_no": "text",
+        "task_id": "text",
+        "unit_code": "text",
+        "kind": "text",
+        "decision": "text",
+        "approver": "text",
+        "token_id": "text",
+        "reason": "text",
+        "decided_at": _TS,
+        "detail": "jsonb",
+    },
+    "exception_ledger_row",
 )
 EVENTS = Table(
     "case_events",
@@ -232,6 +253,7 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     b.add(bool(ch.moved), lambda: iq.move_reporters(b, ch.moved))
     b.add(bool(ch.parked), lambda: b.insert(iq.PARKED, ch.parked))
     b.add(bool(ch.unparked), lambda: b.delete(iq.PARKED_IDS, "id", ch.unparked))
+    b.add(bool(ch.exceptions), lambda: b.insert(EXCEPTIONS, ch.exceptions))
     armed = [
         _Timer(t.task_id, t.case_no, t.district_code, at)
         for t, at in ch.timers.values()

@@ -3,9 +3,10 @@ decision mutates in-memory records and appends to `Changes`; the caller persists
 transaction and applies the after-commit work (metrics) once it has committed.
 
 - `opening`: a new order or report opens a case; `dispatch`: a task for a unit (routing,
-  manual triage, joint tasks); `feedback`: the unit's actions on its task; `upstream`: 12345's
-  later actions and the follow-up visit; `operator`: extensions, supervision, verification,
-  parking, rejection, the caller's phone; `merging`: 并案; `alarms`: deadlines falling due.
+  manual triage, joint tasks, co-units added); `feedback`: the unit's actions on its task;
+  `returns`: the district's decision on a return (退单); `upstream`: 12345's later actions and
+  the follow-up visit; `operator`: extensions, supervision, verification, parking, rejection,
+  the caller's phone; `merging`: 并案; `alarms`: deadlines falling due.
 - `log.CaseLog`: how each of them records a transition, an event, a reply, the units told.
 """
 
@@ -22,6 +23,7 @@ from services.district.decisions.log import CaseLog
 from services.district.decisions.merging import Merging
 from services.district.decisions.opening import Opening
 from services.district.decisions.operator import Operator
+from services.district.decisions.returns import Returns
 from services.district.decisions.upstream import Upstream
 from services.district.routing.reference import Rule
 
@@ -34,7 +36,8 @@ class Decisions:
         self.log = CaseLog(ctx)
         self.dispatch = Dispatch(ctx, self.log)
         self.opening = Opening(ctx, self.log, self.dispatch)
-        self.feedback = UnitFeedback(ctx, self.log, self.dispatch)
+        self.returns = Returns(ctx, self.log, self.dispatch)
+        self.feedback = UnitFeedback(ctx, self.log, self.dispatch, self.returns)
         self.upstream = Upstream(ctx, self.log, self.dispatch)
         self.operator = Operator(ctx, self.log, self.dispatch, self.upstream)
         self.merging = Merging(ctx, self.log, self.opening)

@@ -105,7 +105,7 @@ class Dispatch:
         self, case: CaseRec, unit: str, actor: str, reason: str, now: datetime, ch: Changes
     ) -> TaskRec:
         """Manual triage or re-dispatch of a case waiting at the district."""
-        self._known_unit(unit)
+        self.known_unit(unit)
         return self.task(case, unit, now, ch, reason=reason or "manual triage", actor=actor)
 
     def joint(
@@ -122,7 +122,7 @@ class Dispatch:
         if not co_units or lead in co_units or len(set(co_units)) != len(co_units):
             raise Refused("a joint task needs a lead and distinct co-units other than the lead")
         for unit in (lead, *co_units):
-            self._known_unit(unit)
+            self.known_unit(unit)
         first = self.task(
             case,
             lead,
@@ -138,7 +138,32 @@ class Dispatch:
             for unit in co_units
         ]
 
-    def _known_unit(self, unit: str) -> None:
+    def add_co_units(
+        self,
+        case: CaseRec,
+        co_units: list[str],
+        actor: str,
+        reason: str,
+        now: datetime,
+        ch: Changes,
+    ) -> list[TaskRec]:
+        """联勤联动 on a case a lead already works on: a co-unit task for each unit (no first
+        contact owed), recorded as `co_units_added`."""
+        holding = {t.unit_code for t in case.active_tasks()}
+        if not co_units or len(set(co_units)) != len(co_units) or holding & set(co_units):
+            raise Refused("co-units must be distinct and not already hold a task of the case")
+        for unit in co_units:
+            self.known_unit(unit)
+        data = {"co_units": co_units, "reason": reason}
+        lead = case.handling_unit()
+        self.log.transition(case, Event.CO_UNITS_ADDED, now, actor, ch, unit_code=lead, data=data)
+        co_reason = reason or "联勤联动 协办"
+        return [
+            self.task(case, u, now, ch, reason=co_reason, role=TaskRole.CO, actor=actor)
+            for u in co_units
+        ]
+
+    def known_unit(self, unit: str) -> None:
         known = self.ctx.ref.units.get(unit)
         if known is None or known.tier == "district":
             raise Refused(f"{unit} is not a street or department of this district")

@@ -1,6 +1,7 @@
 """A unit's feedback on its task: accept, contact, progress, resolve, return, escalate, ask
-for an extension. Pure. A co-unit's report is recorded without moving the case; the case
-resolves when the lead has resolved and every co-unit reported (联勤联动)."""
+for an extension. Pure. 联勤联动: a co-unit's report is recorded without moving the case; the
+case resolves when its lead resolves, the co-units' open tasks then withdrawn (`lead_resolved`),
+and their later reports still recorded."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
 from services.district.decisions.context import Context, Refused
 from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
-from services.district.routing.rules import redispatch_target
+from services.district.decisions.returns import Returns
 
 _Handler = Callable[[CaseRec, TaskRec, TaskFeedback, datetime, Changes], None]
 
 
 class UnitFeedback:
-    def __init__(self, ctx: Context, log: CaseLog, dispatch: Dispatch) -> None:
-        self.ctx, self.log, self.dispatch = ctx, log, dispatch
+    def __init__(self, ctx: Context, log: CaseLog, dispatch: Dispatch, returns: Returns) -> None:
+        self.ctx, self.log, self.dispatch, self.returns = ctx, log, dispatch, returns
         self._handlers: dict[FeedbackAction, _Handler] = {
             FeedbackAction.ACCEPT: self._accept,
             FeedbackAction.CONTACT: self._contact,
@@ -39,12 +40,15 @@ class UnitFeedback:
         task = case.task(fb.task_id)
         if task is None or task.unit_code != fb.unit_code:
             raise Refused(f"unit {fb.unit_code} does not hold task {fb.task_id}")
-        if not task.active:
-            raise Refused(f"task {fb.task_id} is {task.state}, no longer active")
         missing = fb.missing_field()
         if missing:
             raise Refused(f"action {fb.action} requires {missing}")
         at = min(fb.at, now)
+        if _after_lead(case, task):  # 联勤联动: recorded, changes nothing
+            self._late_co_report(case, task, fb, at, ch)
+            return
+        if not task.active:
+            raise Refused(f"task {fb.task_id} is {task.state}, no longer active")
         held, ch.token_id = ch.token_id, fb.token_id or ch.token_id
         try:  # the desk's token, when the feedback came through one, goes into each event
             self._handlers[fb.action](case, task, fb, at, ch)
@@ -92,16 +96,12 @@ class UnitFeedback:
             "task_id": task.task_id,
         }
         self.log.stage(ch, "resolve", task.dispatched_at, at)
-        waiting = [t.unit_code for t in case.active_tasks() if t.role == TaskRole.CO]
-        lead = case.last_lead()
-        if task.role == TaskRole.CO or waiting:
-            # 联勤联动: the case resolves when the lead has resolved and every co-unit reported
-            kind = "co_reported" if task.role == TaskRole.CO else "lead_resolved"
-            more = {**data, "waiting_for": waiting}
-            self.log.record(case, kind, at, fb.actor.id, ch, task.unit_code, more, (task,))
-            if waiting or lead is None or lead.state != TaskState.RESOLVED:
-                return
-            task = lead
+        if task.role == TaskRole.CO:  # 联勤联动: recorded; the case resolves with its lead
+            self.log.record(case, "co_reported", at, fb.actor.id, ch, task.unit_code, data, (task,))
+            return
+        co = [t for t in case.active_tasks() if t.role == TaskRole.CO]
+        if co:
+            data["co_withdrawn"] = [t.task_id for t in co]
         case.resolved_at = at
         ev = self.log.transition(
             case,
@@ -114,22 +114,35 @@ class UnitFeedback:
             tasks=(task,),
         )
         self.log.reply(case, ev, ReplyKind.RESULT, task.unit_code, task.summary or "", ch)
+        note = "主办单位已办结，协办任务撤回。"
+        self.log.tell_units(case, TaskKind.WITHDRAWN, note, ch, TaskReason.LEAD_RESOLVED)
+
+    def _late_co_report(
+        self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
+    ) -> None:
+        """A co-unit's report after its task was withdrawn by the lead's resolution."""
+        data: dict[str, Any] = {
+            "task_id": task.task_id,
+            "feedback_id": fb.feedback_id,
+            "action": fb.action.value,
+            "note": fb.note,
+            "actor_name": fb.actor.name,
+        }
+        if fb.result is not None:
+            data["result"] = fb.result.model_dump(mode="json")
+        self.log.record(case, "co_reported_late", at, fb.actor.id, ch, task.unit_code, data)
 
     def _return(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
     ) -> None:
+        """退单 waits for the district's decision (`decisions.returns`), unless the case's
+        routing rule re-dispatches returns by itself; a co-unit's waits as "replace co-unit"."""
         assert fb.reason is not None
-        task.state = TaskState.RETURNED
+        task.state, task.return_reason = TaskState.RETURNED, fb.reason.value
         case.returns += 1
         self._unit_event(case, task, Event.RETURNED, fb, at, ch, {"reason": fb.reason.value})
-        self._acknowledge(case, task, TaskReason.RETURNED, "退单已收到", ch)
-        if task.role == TaskRole.CO:
-            return
-        target, why = redispatch_target(case, task.unit_code, fb.reason.value, self.ctx.ref)
-        if target is None:
-            self.log.transition(case, Event.TO_TRIAGE, at, "routing", ch, data={"reason": why})
-            return
-        self.dispatch.task(case, target, at, ch, reason=why)
+        if task.role == TaskRole.LEAD and self.returns.auto(case):
+            self.returns.take_automatically(case, task, at, ch)
 
     def _escalate(
         self, case: CaseRec, task: TaskRec, fb: TaskFeedback, at: datetime, ch: Changes
@@ -176,3 +189,12 @@ class UnitFeedback:
         return self.log.transition(
             case, event, at, actor, ch, unit_code=unit, data=payload, tasks=(task,)
         )
+
+
+def _after_lead(case: CaseRec, task: TaskRec) -> bool:
+    """A co-unit's task withdrawn because its lead resolved the case."""
+    return (
+        task.role == TaskRole.CO
+        and task.state == TaskState.WITHDRAWN
+        and any(t.role == TaskRole.LEAD and t.state == TaskState.RESOLVED for t in case.tasks)
+    )

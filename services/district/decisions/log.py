@@ -13,8 +13,15 @@ from typing import Any
 from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind, TaskReason
 from services.district.cases import messages
-from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
-from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
+from services.district.cases.lifecycle import (
+    CaseState,
+    Event,
+    ExceptionDecision,
+    ExceptionKind,
+    TaskState,
+    next_state,
+)
+from services.district.cases.model import CaseRec, Changes, EventRec, ExceptionRec, TaskRec
 from services.district.deadlines.alarms import first_alarm
 from services.district.decisions.context import Context
 
@@ -132,6 +139,40 @@ class CaseLog:
                 task.state = TaskState.WITHDRAWN
                 ch.touch(case, task)
             ch.outbox.append(messages.task_message(case, task, kind, note, reason=reason))
+
+    def exception(
+        self,
+        case: CaseRec,
+        kind: ExceptionKind,
+        decision: ExceptionDecision,
+        approver: str,
+        reason: str,
+        at: datetime,
+        ch: Changes,
+        *,
+        task: TaskRec | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """A decision on an exception path, into the ledger: who approved it (the stated
+        actor and the API token behind it), why, for which unit; counted after commit."""
+        unit = task.unit_code if task else case.handling_unit()
+        token = None if decision is ExceptionDecision.AUTO else ch.token_id
+        rec = ExceptionRec(
+            case.district_code,
+            case.case_no,
+            task.task_id if task else None,
+            unit,
+            kind,
+            decision,
+            approver,
+            token,
+            reason,
+            at,
+            detail or {},
+        )
+        ch.exceptions.append(rec)
+        m = self.ctx.metrics
+        self.after(ch, lambda: m.exceptions.labels(kind.value, decision.value).inc())
 
     def arm(self, case: CaseRec, task: TaskRec, ch: Changes) -> None:
         """(Re)compute when the task's next warning or deadline falls."""

@@ -10,7 +10,15 @@ from datetime import datetime
 from contracts.hotline import ReplyKind
 from contracts.tasks import TaskKind, TaskReason, TaskRole
 from services.district.cases import messages
-from services.district.cases.lifecycle import CaseState, Event, TaskState, next_state
+from services.district.cases.lifecycle import (
+    RESUMED,
+    CaseState,
+    Event,
+    ExceptionDecision,
+    ExceptionKind,
+    TaskState,
+    next_state,
+)
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES
 from services.district.deadlines.pause import resumed_deadline, resumed_start
@@ -20,13 +28,6 @@ from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
 from services.district.decisions.upstream import Upstream
 from services.district.routing.rules import effective_urgency
-
-#: the case state an unparked case resumes, by its lead task's state
-_RESUMED = {
-    TaskState.ASSIGNED: CaseState.DISPATCHED,
-    TaskState.ACCEPTED: CaseState.ACCEPTED,
-    TaskState.CONTACTED: CaseState.IN_PROGRESS,
-}
 
 
 class Operator:
@@ -79,6 +80,18 @@ class Operator:
         self.log.reply(case, ev, ReplyKind.EXTENSION, task.unit_code, text, ch)
         ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, text))
         self._count_extension(ch, task, "approved")
+        detail = {"deadlines_before": before, "deadlines_after": task.deadlines()}
+        self.log.exception(
+            case,
+            ExceptionKind.EXTENSION,
+            ExceptionDecision.APPROVED,
+            actor,
+            reason,
+            now,
+            ch,
+            task=task,
+            detail=detail,
+        )
 
     def _refuse_extension(
         self, case: CaseRec, task: TaskRec, actor: str, reason: str, now: datetime, ch: Changes
@@ -90,6 +103,10 @@ class Operator:
         note = f"延期申请未批准: {reason}"
         ch.outbox.append(messages.task_message(case, task, TaskKind.UPDATED, note))
         self._count_extension(ch, task, "refused")
+        refused = ExceptionDecision.REFUSED
+        self.log.exception(
+            case, ExceptionKind.EXTENSION, refused, actor, reason, now, ch, task=task
+        )
 
     def _count_extension(self, ch: Changes, task: TaskRec, outcome: str) -> None:
         m, unit = self.ctx.metrics, task.unit_code
@@ -158,6 +175,8 @@ class Operator:
             ch.touch(case, task)
         unit, data = case.handling_unit(), {"reason": reason}
         self.log.transition(case, Event.PARKED, now, actor, ch, unit_code=unit, data=data)
+        approved = ExceptionDecision.APPROVED
+        self.log.exception(case, ExceptionKind.PARKING, approved, actor, reason, now, ch)
 
     def unpark(self, case: CaseRec, actor: str, reason: str, now: datetime, ch: Changes) -> None:
         """The parked case resumes where its work stood, each task with the time it had left."""
@@ -173,7 +192,7 @@ class Operator:
             ch.touch(case, task)
         case.parked_at = None
         lead = case.lead()
-        target = CaseState.TRIAGE if lead is None else _RESUMED[lead.state]
+        target = CaseState.TRIAGE if lead is None else RESUMED[lead.state]
         self.log.transition(
             case,
             Event.UNPARKED,
@@ -239,6 +258,8 @@ class Operator:
         data = {"reason": reason}
         ev = self.log.transition(case, Event.REJECTED, now, actor, ch, data=data)
         self.log.reply_center(case, ev, ReplyKind.RETURNED, reason, ch)
+        approved = ExceptionDecision.APPROVED
+        self.log.exception(case, ExceptionKind.CANCELLATION, approved, actor, reason, now, ch)
 
     def reveal_phone(
         self,

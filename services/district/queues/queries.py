@@ -15,7 +15,9 @@ from services.district.cases.lifecycle import (
     ACTIVE_TASK,
     AT_DISTRICT,
     TERMINAL,
+    WORKING,
     CaseState,
+    Event,
     TaskState,
 )
 
@@ -179,6 +181,7 @@ async def queues(
         "overdue": overdue,
         "waiting_for_triage": waiting,
         "municipal_due_missed": missed,
+        "decisions": await pending_decisions(conn, district, unit),
         "as_of": now,
     }
 
@@ -193,3 +196,47 @@ async def unit_held(conn: asyncpg.Connection, district: str, case_no: str, unit:
         case_no,
     )
     return bool(found)
+
+
+#: $1 district, $2 one unit or NULL, $3 'returned' (case and task state), $4 the lead role,
+#: $5 the co role, $6 the working case states, $7 the `returned` event: the returns waiting
+#: for the district's decision. A lead's: its case is `returned` (the latest lead task); a
+#: co-unit's ("replace co-unit"): its task handed back while the case is worked on.
+PENDING_DECISIONS = """
+SELECT kind, case_no, task_id, unit_code, return_reason,
+       (SELECT max(e.at) FROM case_events e WHERE e.case_no = p.case_no AND e.type = $7
+           AND e.data->>'task_id' = p.task_id) AS since
+  FROM (
+    SELECT 'return' AS kind, t.case_no, t.task_id, t.unit_code, t.return_reason
+      FROM cases c
+      JOIN LATERAL (SELECT * FROM tasks t WHERE t.case_no = c.case_no AND t.role = $4
+                     ORDER BY t.dispatched_at DESC, t.task_id DESC LIMIT 1) t ON true
+     WHERE c.district_code = $1 AND c.state = $3 AND t.state = $3
+    UNION ALL
+    SELECT 'replace_co_unit', t.case_no, t.task_id, t.unit_code, t.return_reason
+      FROM tasks t JOIN cases c ON c.case_no = t.case_no
+     WHERE t.district_code = $1 AND t.role = $5 AND t.state = $3
+       AND c.state = ANY($6::text[])
+  ) p
+ WHERE $2::text IS NULL OR p.unit_code = $2
+ ORDER BY since NULLS LAST, task_id
+ LIMIT 500
+"""
+
+
+async def pending_decisions(
+    conn: asyncpg.Connection, district: str, unit: str | None
+) -> list[dict[str, Any]]:
+    """What waits on the district's decision besides triage: returns (退单) and co-units to
+    replace, oldest first."""
+    rows = await conn.fetch(
+        PENDING_DECISIONS,
+        district,
+        unit,
+        TaskState.RETURNED,
+        TaskRole.LEAD,
+        TaskRole.CO,
+        sorted(WORKING),
+        Event.RETURNED,
+    )
+    return [dict(r) for r in rows]

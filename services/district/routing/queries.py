@@ -143,7 +143,7 @@ async def load_reference(conn: asyncpg.Connection, district_code: str) -> Refere
     )
 
 
-RULE_COLUMNS = "category_code, owner, alt_owner, urgency, source, version"
+RULE_COLUMNS = "category_code, owner, alt_owner, urgency, source, version, auto_redispatch_returns"
 
 
 async def load_rules(
@@ -196,8 +196,8 @@ async def change_rule(
         )
         await conn.execute(
             "INSERT INTO routing_rules (district_code, category_code, urgency, source, owner,"
-            " alt_owner, version, changed_by, reason, token_id)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+            " alt_owner, version, changed_by, reason, token_id, auto_redispatch_returns)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
             district_code,
             rule.category_code,
             rule.urgency,
@@ -208,8 +208,17 @@ async def change_rule(
             actor,
             reason,
             token_id,
+            rule.auto_redispatch_returns,
         )
-    return Rule(rule.category_code, rule.owner, rule.alt_owner, rule.urgency, rule.source, version)
+    return Rule(
+        rule.category_code,
+        rule.owner,
+        rule.alt_owner,
+        rule.urgency,
+        rule.source,
+        version,
+        rule.auto_redispatch_returns,
+    )
 
 
 async def rule_history(

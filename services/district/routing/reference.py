@@ -48,6 +48,8 @@ class Rule:
     urgency: str = "*"
     source: str = "*"
     version: int = 0
+    #: a return (退单) is re-dispatched by routing, without the district's decision
+    auto_redispatch_returns: bool = False
 
 
 @dataclass(frozen=True)
