@@ -28,6 +28,7 @@ class TaskReason(StrEnum):
     RETURNED = "returned"  # the district has taken the unit's return (退单)
     ESCALATED = "escalated"  # the district has taken the unit's escalation
     LEAD_RESOLVED = "lead_resolved"  # a joint case resolved by its lead unit
+    REROUTED = "rerouted"  # a 12345 supplement moved the case to another unit's territory
 
 
 class TaskRole(StrEnum):
