@@ -87,7 +87,8 @@ class Task(Message):
     dispatched_at: datetime
     note: str = ""
     #: why, for `urged` (warning, overdue, supervision, upstream) and for a `withdrawn` that
-    #: acknowledges a return or escalation or ends a co-unit's share (lead_resolved)
+    #: acknowledges a return or escalation, ends a co-unit's share (lead_resolved) or follows
+    #: the case to another owner's place after a 12345 supplement (rerouted)
     reason: TaskReason | None = None
     case: CaseSnapshot
 
