@@ -31,8 +31,9 @@ SELECT unit_code, state, n FROM case_counts
 
 
 def _overdue(now: str) -> str:
-    """Open tasks past each stage's deadline, per unit ($1 district). The task states are
-    constants (from the enum) so that the partial indexes tasks_*_due serve each part."""
+    """Open tasks past each stage's deadline, per unit ($1 district), then the district's own
+    decisions past theirs, under its centre. The task states are constants (from the enum) so
+    that the partial indexes tasks_*_due serve each part."""
     return f"""
   SELECT 'accept' AS stage, unit_code, count(*) AS n FROM tasks
    WHERE district_code = $1 AND state = {literals({TaskState.ASSIGNED})} AND accept_by < {now}
@@ -60,7 +61,7 @@ _CENTER = f"""
 SELECT unit_code FROM units WHERE district_code = $1 AND tier = {literals(["district"])}"""
 
 #: $1 district, $2 one unit or NULL (then: its extension requests only), $3 the active task
-#: states, $4 limit: the decisions the district owes, nearest due first
+#: states, $4 limit, $5 the extension stage: the decisions the district owes, nearest due first
 WAITING = """
 SELECT * FROM (
   SELECT c.case_no, NULL::text AS task_id, NULL::text AS unit_code, c.waiting_stage AS stage,
