@@ -30,6 +30,7 @@ class TaskReason(StrEnum):
     ESCALATED = "escalated"  # the district has taken the unit's escalation
     LEAD_RESOLVED = "lead_resolved"  # a joint case resolved by its lead unit
     RETURN_REFUSED = "return_refused"  # `updated`: the district refused the unit's return
+    REROUTED = "rerouted"  # a 12345 supplement moved the case to another unit's territory
 
 
 class TaskRole(StrEnum):
@@ -88,7 +89,8 @@ class Task(Message):
     dispatched_at: datetime
     note: str = ""
     #: why, for `urged` (warning, overdue, supervision, upstream) and for a `withdrawn` that
-    #: acknowledges a return or escalation or ends a co-unit's share (lead_resolved)
+    #: acknowledges a return or escalation, ends a co-unit's share (lead_resolved) or follows
+    #: the case to another owner's place after a 12345 supplement (rerouted)
     reason: TaskReason | None = None
     case: CaseSnapshot
 

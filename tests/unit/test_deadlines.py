@@ -283,6 +283,9 @@ def test_policy_defaults_as_plain_mapping() -> None:
         "escalation_decision_normal": "4WH",
         "escalation_decision_urgent": "1h",
         "escalation_decision_critical": "1h",
+        "return_decision_normal": "4WH",
+        "return_decision_urgent": "1h",
+        "return_decision_critical": "1h",
         "extension_decision": "1WD",
         "warn_fraction": 0.8,
     }

@@ -275,9 +275,9 @@ async def extension_requests(request: web.Request) -> web.Response:
     """The district's own pending decisions beside triage: units' extension requests (a unit's
     token sees its own)."""
     limit = params.query(request, ExtensionsQuery).limit
-    district = request.app[SETTINGS].district_code
+    district, now = request.app[SETTINGS].district_code, request.app[CLOCK].now()
     async with request.app[POOL].acquire() as conn:
-        items = await q.extension_requests(conn, district, _scope(request), limit)
+        items = await q.extension_requests(conn, district, _scope(request), now, limit)
     return _json({"items": items})
 
 

@@ -10,7 +10,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from services.district.cases.lifecycle import CaseState
 
-Stage = Literal["accept", "first_contact", "resolve"]
+#: a unit's stages, then the district's own (counted against its centre, `<district>-CENTER`)
+Stage = Literal[
+    "accept",
+    "first_contact",
+    "resolve",
+    "triage",
+    "escalation_decision",
+    "return_decision",
+    "extension_decision",
+]
+DistrictStageName = Literal[
+    "triage", "escalation_decision", "return_decision", "extension_decision"
+]
 
 
 class _Query(BaseModel):
@@ -108,9 +120,28 @@ class PendingDecision(BaseModel):
     since: datetime | None
 
 
+class WaitingItem(BaseModel):
+    """A decision the district owes: a case in triage or escalated, an extension request."""
+
+    case_no: str
+    task_id: str | None = Field(description="the task whose extension request waits")
+    unit_code: str | None = Field(description="the unit asking for the extension")
+    stage: DistrictStageName
+    title: str
+    urgency: str
+    since: datetime
+    due_at: datetime = Field(description="when the district must have decided (the policy)")
+    overdue: bool
+
+
 class Queues(BaseModel):
     open: list[OpenCount]
-    overdue: list[OverdueCount]
+    overdue: list[OverdueCount] = Field(
+        description="per unit and stage; the district's own stages under `<district>-CENTER`"
+    )
+    waiting: list[WaitingItem] = Field(
+        default_factory=list, description="the district's pending decisions, nearest due first"
+    )
     waiting_for_triage: int = Field(description="cases at the district: triage/returned/escalated")
     municipal_due_missed: int = Field(
         0, description="open cases that missed the municipal due time (12345 `due_at`)"

@@ -96,6 +96,7 @@ class Event(StrEnum):
     RETURN_APPROVED = "return_approved"
     RETURN_REFUSED = "return_refused"
     CO_UNITS_ADDED = "co_units_added"
+    REROUTED = "rerouted"
 
 
 TERMINAL = frozenset(
@@ -138,6 +139,8 @@ TRANSITIONS: dict[Event, dict[CaseState | None, CaseState | object]] = {
     Event.MERGED: {s: _S.MERGED for s in (_S.RECEIVED, _S.TRIAGE, *WORKING)},
     # a district operator's new category: back to received, routed again at once
     Event.RECLASSIFIED: {s: _S.RECEIVED for s in (*AT_DISTRICT, *WORKING)},
+    # a 12345 supplement moved the case to another owner's territory: routed again at once
+    Event.REROUTED: {s: _S.RECEIVED for s in (_S.TRIAGE, *WORKING)},
     Event.NOT_OURS: {_S.RECEIVED: _S.NOT_OURS, _S.TRIAGE: _S.NOT_OURS},
     Event.SELF_HANDLED: {_S.RECEIVED: _S.CLOSED},
     Event.ACCEPTED: {_S.DISPATCHED: _S.ACCEPTED, _S.REOPENED: _S.ACCEPTED},

@@ -42,6 +42,9 @@ class TaskRec:
     clock_start: datetime | None = None
     #: the unit's reason when it returned the task (退单), for the district's decision
     return_reason: str | None = None
+    #: a pending extension request (延期申请): when it was asked, when the district must decide
+    extension_requested_at: datetime | None = None
+    extension_due: datetime | None = None
 
     @property
     def started(self) -> datetime:
@@ -106,6 +109,10 @@ class CaseRec:
     municipal_missed_at: datetime | None = None
     #: when it was parked (挂账), while it is
     parked_at: datetime | None = None
+    #: the district's own stage it waits in (triage, escalation, return decision), since, due
+    waiting_stage: str | None = None
+    waiting_since: datetime | None = None
+    waiting_due: datetime | None = None
     tasks: list[TaskRec] = field(default_factory=list)
     #: the other 12345 orders this case answers (并案: joined reports, merged cases)
     merged_orders: list[str] = field(default_factory=list)
@@ -235,6 +242,9 @@ class Changes:
     new_tasks: list[TaskRec] = field(default_factory=list)
     #: tasks whose alarms were (re)computed: task id -> (task, next alarm or None)
     timers: dict[str, tuple[TaskRec, datetime | None]] = field(default_factory=dict)
+    #: the district's waits whose alarms were (re)armed, by case number (triage, escalation)
+    #: or task id (extension): (timer key, case number, district, next alarm or None)
+    waits: dict[str, tuple[str, str, str, datetime | None]] = field(default_factory=dict)
     cases: dict[str, CaseRec] = field(default_factory=dict)  # touched, by case_no
     tasks: dict[str, TaskRec] = field(default_factory=dict)  # touched, by task_id
     events: list[EventRec] = field(default_factory=list)

@@ -58,11 +58,20 @@ CASES = Table(
         "returns": "int4",
         "municipal_missed_at": _TS,
         "parked_at": _TS,
+        "waiting_stage": "text",
+        "waiting_since": _TS,
+        "waiting_due": _TS,
     },
     "cases_row",
 )
 MUTABLE_CASE = (
     "state",
+    "title",
+    "description",
+    "address",
+    "lon",
+    "lat",
+    "municipal_due",
     "category_code",
     "category_name",
     "street_code",
@@ -78,6 +87,9 @@ MUTABLE_CASE = (
     "returns",
     "municipal_missed_at",
     "parked_at",
+    "waiting_stage",
+    "waiting_since",
+    "waiting_due",
 )
 TASKS = Table(
     "tasks",
@@ -98,6 +110,8 @@ TASKS = Table(
         "summary": "text",
         "clock_start": _TS,
         "return_reason": "text",
+        "extension_requested_at": _TS,
+        "extension_due": _TS,
     },
     "tasks_row",
 )
@@ -112,6 +126,8 @@ MUTABLE_TASK = (
     "summary",
     "clock_start",
     "return_reason",
+    "extension_requested_at",
+    "extension_due",
 )
 #: the exception ledger (退单, 延期, 缓办, 作废 decisions with their approver)
 EXCEPTIONS = Table(
@@ -272,6 +288,7 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
         ),
     )
     b.add(bool(disarmed), lambda: b.delete(TIMERS, "task_id", disarmed))
+    _save_waits(b, ch)
     counts = _count_deltas(ch.cases.values())
     b.add(
         bool(counts),
@@ -284,6 +301,22 @@ async def save(conn: asyncpg.Connection, ch: Changes) -> outbox.Pending:
     )
     rows = await conn.fetch(b.statement(outbox.insert(b, ch.outbox)), *b.args)
     return outbox.Pending([r["id"] for r in rows], list(ch.outbox))
+
+
+def _save_waits(b: Batch, ch: Changes) -> None:
+    """The district's waits (triage, escalation, extension decisions) share the timer table:
+    a wait (re)started fires all its alarms again, a decided one leaves."""
+    armed = [_Timer(k, c, d, at) for k, c, d, at in ch.waits.values() if at is not None]
+    disarmed = [key for key, _, _, at in ch.waits.values() if at is None]
+    b.add(
+        bool(armed),
+        lambda: b.insert(
+            TIMERS,
+            armed,
+            on_conflict="(task_id) DO UPDATE SET next_at = EXCLUDED.next_at, done = '{}'",
+        ),
+    )
+    b.add(bool(disarmed), lambda: b.delete(TIMERS, "task_id", disarmed))
 
 
 @dataclass(frozen=True, slots=True)

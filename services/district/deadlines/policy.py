@@ -101,13 +101,17 @@ class DeadlinePolicy:
     supervised: Duration
     reopened: Duration
     max_extension: Duration
-    #: the district's own stages: manual triage, an escalation's decision, an extension's
+    #: the district's own stages: manual triage, an escalation's decision, a return's (退单
+    #: review), an extension's
     triage_normal: Duration
     triage_urgent: Duration
     triage_critical: Duration
     escalation_decision_normal: Duration
     escalation_decision_urgent: Duration
     escalation_decision_critical: Duration
+    return_decision_normal: Duration
+    return_decision_urgent: Duration
+    return_decision_critical: Duration
     extension_decision: Duration
     warn_fraction: float
     office_hours: OfficeHours
@@ -134,6 +138,14 @@ class DeadlinePolicy:
             self.escalation_decision_normal,
             self.escalation_decision_urgent,
             self.escalation_decision_critical,
+        )
+
+    def return_decision(self, urgency: Urgency) -> Duration:
+        return _by_urgency(
+            urgency,
+            self.return_decision_normal,
+            self.return_decision_urgent,
+            self.return_decision_critical,
         )
 
     def resolve_for_category(self, category_code: str, request_type: str | None) -> Duration | None:

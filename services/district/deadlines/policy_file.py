@@ -31,7 +31,7 @@ from services.district.deadlines.policy import (
 DEFAULT_PATH = ROOT / "deploy" / "reference" / "deadline_policy.csv"
 COLUMNS = ("stage", "urgency", "request_type", "category", "value")
 ANY = "*"
-_BY_URGENCY = ("accept", "first_contact", "triage", "escalation_decision")
+_BY_URGENCY = ("accept", "first_contact", "triage", "escalation_decision", "return_decision")
 _SINGLE = ("reopened", "supervised", "max_extension", "extension_decision")
 _REQUEST_TYPES = (*(t.value for t in RequestType), GRID)
 _URGENCIES = tuple(u.value for u in Urgency)

@@ -16,9 +16,11 @@ from services.common import outbox
 from services.common.clock import Clock
 from services.district.cases import queries
 from services.district.cases.lifecycle import TaskState
-from services.district.cases.model import CaseRec, Changes
+from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.cases.store import committed
+from services.district.deadlines import waits
 from services.district.deadlines.alarms import alarms, due
+from services.district.deadlines.waits import DistrictStage
 from services.district.decisions import Decisions
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,10 @@ class TimerWorker:
         self, case: CaseRec, task_id: str, fired: list[str], now: datetime, done: _Pass
     ) -> None:
         """The task's alarms due now, and when its next one falls (or that it has none)."""
+        wait = waits.parse_timer(task_id)
+        if wait is not None:
+            self._fire_wait(case, task_id, wait, fired, now, done)
+            return
         task, ctx, ch = case.task(task_id), self.decisions.ctx, done.changes
         if task is not None and task.state is TaskState.PARKED:
             # the clock stopped: the row (and the alarms it fired) waits for unparking
@@ -103,6 +109,33 @@ class TimerWorker:
         else:
             done.later.append((task.task_id, next_at, [*fired, *mark]))
 
+    def _fire_wait(
+        self,
+        case: CaseRec,
+        key: str,
+        wait: tuple[DistrictStage | None, str],
+        fired: list[str],
+        now: datetime,
+        done: _Pass,
+    ) -> None:
+        """A district stage's alarms due now (none once the district has decided)."""
+        ctx, task = self.decisions.ctx, case.task(wait[1])
+        stage, since, deadline = _waiting(case, task if wait[0] else None)
+        if stage is None or since is None or deadline is None:
+            done.finished.append(key)
+            return
+        pending = waits.wait_alarms(
+            stage, since, deadline, case.urgency, ctx.calendar, ctx.policy.warn_fraction
+        )
+        fire, mark, next_at = due(pending, fired, now)
+        for alarm in fire:
+            self.decisions.alarms.district(case, stage, alarm, deadline, now, done.changes, task)
+            done.changes.after_commit.append(self._count(alarm.stage, alarm.kind))
+        if next_at is None:
+            done.finished.append(key)
+        else:
+            done.later.append((key, next_at, [*fired, *mark]))
+
     async def _reschedule(
         self,
         conn: asyncpg.Connection,
@@ -119,3 +152,15 @@ class TimerWorker:
     def _count(self, stage: str, kind: str) -> Callable[[], None]:
         metrics = self.decisions.ctx.metrics
         return lambda: metrics.timer_alarms.labels(stage, kind).inc()
+
+
+def _waiting(
+    case: CaseRec, task: TaskRec | None
+) -> tuple[DistrictStage | None, datetime | None, datetime | None]:
+    """The stage the case (or, given, its task's extension request) waits in, since, due."""
+    if task is None:
+        stage = DistrictStage(case.waiting_stage) if case.waiting_stage else None
+        return stage, case.waiting_since, case.waiting_due
+    if not task.active or task.extension_due is None:
+        return None, None, None
+    return DistrictStage.EXTENSION_DECISION, task.extension_requested_at, task.extension_due

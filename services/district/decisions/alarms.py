@@ -1,5 +1,6 @@
 """When a task's deadline warns (80%) or falls overdue: a warning in the case record, or
-supervision (督办) by the timer. Pure. (When alarms fall: `deadlines.alarms`.)"""
+supervision (督办) by the timer; when a district stage's does: an event against the district's
+centre. Pure. (When alarms fall: `deadlines.alarms`, `deadlines.waits`.)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from services.district.cases import messages
 from services.district.cases.lifecycle import CaseState, Event
 from services.district.cases.model import CaseRec, Changes, TaskRec
 from services.district.deadlines.alarms import STAGES, Alarm
+from services.district.deadlines.waits import DistrictStage, WaitEvent
 from services.district.decisions.log import CaseLog
 from services.district.decisions.operator import Operator
 
@@ -35,3 +37,22 @@ class Alarms:
             return
         reason = f"{alarm.stage} overdue ({deadline.isoformat()})"
         self.operator.supervise(case, "timer", reason, now, ch, stage=alarm.stage)
+
+    def district(
+        self,
+        case: CaseRec,
+        stage: DistrictStage,
+        alarm: Alarm,
+        deadline: datetime,
+        now: datetime,
+        ch: Changes,
+        task: TaskRec | None = None,
+    ) -> None:
+        """A district stage's deadline warned or fell overdue: recorded against the centre
+        (the case stays where it waits; the district's queue view shows it)."""
+        event = WaitEvent.WARNING if alarm.kind == "warn" else WaitEvent.OVERDUE
+        data = {"stage": stage.value, "deadline": deadline.isoformat()}
+        if task is not None:
+            data["task_id"] = task.task_id
+        center = self.log.ctx.ref.center.unit_code
+        self.log.record(case, event.value, now, "timer", ch, center, data)

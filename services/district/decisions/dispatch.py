@@ -47,7 +47,7 @@ class Dispatch:
         actor: str = "routing",
     ) -> TaskRec:
         """A new task for `unit`, with its deadlines and alarms, and its message to the unit."""
-        d = self._deadlines(case, now, reopened, case.first_contact_owed(role))
+        d = self._deadlines(case, now, case.municipal_due, reopened, case.first_contact_owed(role))
         task = TaskRec(
             task_id=f"{case.case_no}-T{len(case.tasks) + 1}",
             case_no=case.case_no,
@@ -86,14 +86,34 @@ class Dispatch:
         self.log.after(ch, lambda: m.tasks_dispatched.labels(unit, role).inc())
         return task
 
-    def _deadlines(self, case: CaseRec, now: datetime, reopened: bool, owed: bool) -> Deadlines:
+    def recomputed(self, case: CaseRec, task: TaskRec, now: datetime) -> Deadlines:
+        """The task's deadlines again, from where its clock started, under the case's municipal
+        due time as it is now (a cap only while it lies ahead of now: once it has passed, the
+        policy's deadlines)."""
+        due = case.municipal_due if case.municipal_due and case.municipal_due > now else None
+        earlier = case.tasks[: case.tasks.index(task)]
+        # a lead task after a resolved one is a reopen (its own resolve rule)
+        reopened = task.role is TaskRole.LEAD and any(
+            t.role is TaskRole.LEAD and t.resolved_at is not None for t in earlier
+        )
+        owed = case.first_contact_owed(task.role)
+        return self._deadlines(case, task.started, due, reopened, owed)
+
+    def _deadlines(
+        self,
+        case: CaseRec,
+        start: datetime,
+        municipal_due: datetime | None,
+        reopened: bool,
+        owed: bool,
+    ) -> Deadlines:
         cat = self.ctx.ref.categories[case.category_code]
         return compute_deadlines(
-            dispatched_at=now,
+            dispatched_at=start,
             urgency=case.urgency,
             request_type=case.request_type,
             category_sla=None if case.request_type else cat.handle_sla,
-            municipal_due=case.municipal_due,
+            municipal_due=municipal_due,
             calendar=self.ctx.calendar,
             policy=self.ctx.policy,
             reopened=reopened,

@@ -165,6 +165,7 @@ class UnitFeedback:
         assert fb.requested_until is not None
         data = {"requested_until": fb.requested_until.isoformat()}
         self._unit_event(case, task, Event.EXTENSION_REQUESTED, fb, at, ch, data)
+        self.log.waits.extension_asked(case, task, at, ch)
 
     def _unit_event(
         self,

@@ -24,6 +24,7 @@ from services.district.cases.lifecycle import (
 from services.district.cases.model import CaseRec, Changes, EventRec, ExceptionRec, TaskRec
 from services.district.deadlines.alarms import first_alarm
 from services.district.decisions.context import Context
+from services.district.decisions.waits import DistrictWaits
 
 #: the replies every order merged into a case gets too (each answered as its own order)
 ANSWERS_MERGED = frozenset({ReplyKind.RESULT, ReplyKind.RETURNED})
@@ -32,6 +33,8 @@ ANSWERS_MERGED = frozenset({ReplyKind.RESULT, ReplyKind.RETURNED})
 class CaseLog:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        #: the district's own stages on the clock (triage, escalation and extension decisions)
+        self.waits = DistrictWaits(ctx)
 
     def transition(
         self,
@@ -46,10 +49,13 @@ class CaseLog:
         tasks: tuple[TaskRec, ...] = (),
         target: CaseState | None = None,
     ) -> EventRec:
-        """Move the case by `event` (IllegalTransition when it cannot) and record it."""
+        """Move the case by `event` (IllegalTransition when it cannot) and record it; a
+        district stage it enters or leaves starts or ends its clock."""
         before = None if event is Event.OPENED else case.state
         case.state = next_state(before, event, target)
-        return self._append(case, event.value, before, at, actor, ch, unit_code, data or {}, tasks)
+        rec = self._append(case, event.value, before, at, actor, ch, unit_code, data or {}, tasks)
+        self.waits.sync(case, at, ch)
+        return rec
 
     def record(
         self,

@@ -36,15 +36,15 @@ class Opening:
         # not ours only when sure (routing/edge.py); no coordinates: the street the address
         # names, if it names exactly one
         placed = place(ref, self.ctx.edge, case.lon, case.lat, order.address, order.district_code)
-        self._edge(case, placed, now, ch)
+        self.record_edge(case, placed, now, ch)
         if placed.not_ours:
-            self._not_ours(case, placed.district_code or "", now, ch)
+            self.not_ours(case, placed.district_code or "", now, ch)
             return case
         case.street_code = placed.street_code
         self.dispatch.route(case, now, origin_ms, ch)
         return case
 
-    def _edge(self, case: CaseRec, placed: Placement, now: datetime, ch: Changes) -> None:
+    def record_edge(self, case: CaseRec, placed: Placement, now: datetime, ch: Changes) -> None:
         """Counted and recorded when the case lay outside or named another district."""
         if placed.outcome is None:
             return
@@ -118,7 +118,7 @@ class Opening:
         self._open(case, now, ch, {"category_matched": matched, "road_chief": report.road_chief.id})
         if placed.not_ours:  # far outside: kept for triage, counted as such
             placed = replace(placed, not_ours=False, outcome=TRIAGE)
-        self._edge(case, placed, now, ch)
+        self.record_edge(case, placed, now, ch)
         if report.handled_on_site:
             self._handled_on_site(case, report, now, ch)
             return case
@@ -141,7 +141,7 @@ class Opening:
         stage = (now - case.received_at).total_seconds()
         self.log.after(ch, lambda: m.stage_duration.labels("dispatch").observe(max(stage, 0)))
 
-    def _not_ours(self, case: CaseRec, district: str, now: datetime, ch: Changes) -> None:
+    def not_ours(self, case: CaseRec, district: str, now: datetime, ch: Changes) -> None:
         named = SHANGHAI_DISTRICTS.get(district) if district != case.district_code else None
         text = (
             f"非本区事项，请转{named}。" if named else "经核实，事发地点不在本区范围，请重新派发。"

@@ -56,6 +56,7 @@ class Operator:
             task.dispatched_at, self.ctx.calendar, natural=False
         )
         before = task.deadlines()
+        self.log.waits.extension_decided(case, task, ch)
         task.resolve_by = min(until, longest)
         if task.role == TaskRole.LEAD:
             case.resolve_by = task.resolve_by
@@ -97,6 +98,7 @@ class Operator:
         self, case: CaseRec, task: TaskRec, actor: str, reason: str, now: datetime, ch: Changes
     ) -> None:
         data = {"task_id": task.task_id, "reason": reason}
+        self.log.waits.extension_decided(case, task, ch)
         self.log.transition(
             case, Event.EXTENSION_REFUSED, now, actor, ch, unit_code=task.unit_code, data=data
         )

@@ -1,5 +1,6 @@
-"""What 12345 does to a case after opening it: supplement, urge, reopen, withdraw (a new
-revision of the order), and the follow-up visit (回访) that closes or reopens it. Pure."""
+"""What 12345 does to a case after opening it: supplement (`supplement.py`), urge, reopen,
+withdraw (a new revision of the order), and the follow-up visit (回访) that closes or reopens
+it. Pure."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from datetime import datetime
 
 from contracts.hotline import Feedback, OrderAction, ReplyKind, WorkOrder
 from contracts.tasks import TaskKind, TaskReason
-from services.district.cases.lifecycle import CaseState, Event
+from services.district.cases.lifecycle import TERMINAL, CaseState, Event
 from services.district.cases.model import CaseRec, Changes
 from services.district.decisions.context import Context, Refused
 from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
+from services.district.decisions.supplement import Supplement
 
 _EVENTS = {
     OrderAction.SUPPLEMENT: Event.SUPPLEMENTED,
@@ -25,6 +27,7 @@ _TASK_KINDS = {Event.WITHDRAWN: TaskKind.WITHDRAWN, Event.URGED: TaskKind.URGED}
 class Upstream:
     def __init__(self, ctx: Context, log: CaseLog, dispatch: Dispatch) -> None:
         self.ctx, self.log, self.dispatch = ctx, log, dispatch
+        self.supplement = Supplement(ctx, log, dispatch)
 
     def order_action(self, case: CaseRec, order: WorkOrder, now: datetime, ch: Changes) -> bool:
         """Apply supplement / urge / reopen / withdraw; False when the revision is stale."""
@@ -42,6 +45,9 @@ class Upstream:
             return True
         if merged and order.action is OrderAction.WITHDRAW:
             self._leave(case, order, now, ch)
+            return True
+        if order.action is OrderAction.SUPPLEMENT and (not merged or case.state in TERMINAL):
+            self.supplement.apply(case, order, now, ch)
             return True
         event = _EVENTS[order.action]
         lead = case.lead()

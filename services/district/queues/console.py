@@ -66,7 +66,7 @@ SELECT * FROM (
   SELECT DISTINCT ON (e.data->>'task_id')
          e.case_no, e.data->>'task_id' AS task_id, e.unit_code, e.at AS requested_at,
          (e.data->>'requested_until')::timestamptz AS requested_until, e.data->>'note' AS note,
-         c.title, c.urgency, t.resolve_by
+         c.title, c.urgency, t.resolve_by, t.extension_due AS decide_by
     FROM case_events e
     JOIN cases c ON c.case_no = e.case_no
     JOIN tasks t ON t.task_id = e.data->>'task_id'
@@ -134,8 +134,9 @@ async def trend(
 
 
 async def extension_requests(
-    conn: asyncpg.Connection, district: str, unit: str | None, limit: int
+    conn: asyncpg.Connection, district: str, unit: str | None, now: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    """The extension requests waiting for the district's decision, oldest first."""
+    """The extension requests waiting for the district's decision, oldest first, each with
+    when the decision is due (the policy's extension_decision) and whether it is overdue."""
     rows = await conn.fetch(EXTENSION_REQUESTS, district, unit, OFF_MAP, limit)
-    return [dict(r) for r in rows]
+    return [{**dict(r), "overdue": bool(r["decide_by"] and r["decide_by"] < now)} for r in rows]

@@ -20,6 +20,7 @@ from services.district.cases.lifecycle import (
     Event,
     TaskState,
 )
+from services.district.deadlines.waits import DistrictStage
 
 #: states in which a case is not waiting on anyone's deadline
 NOT_RUNNING = TERMINAL | {CaseState.PARKED, CaseState.RESOLVED}
@@ -32,8 +33,9 @@ SELECT unit_code, state, n FROM case_counts
 
 
 def _overdue(now: str) -> str:
-    """Open tasks past each stage's deadline, per unit ($1 district). The task states are
-    constants (from the enum) so that the partial indexes tasks_*_due serve each part."""
+    """Open tasks past each stage's deadline, per unit ($1 district), then the district's own
+    decisions past theirs, under its centre. The task states are constants (from the enum) so
+    that the partial indexes tasks_*_due serve each part."""
     return f"""
   SELECT 'accept' AS stage, unit_code, count(*) AS n FROM tasks
    WHERE district_code = $1 AND state = {literals({TaskState.ASSIGNED})} AND accept_by < {now}
@@ -46,6 +48,37 @@ def _overdue(now: str) -> str:
   SELECT 'resolve', unit_code, count(*) FROM tasks
    WHERE district_code = $1 AND state IN ({literals(ACTIVE_TASK)}) AND resolve_by < {now}
    GROUP BY unit_code
+  UNION ALL
+  SELECT waiting_stage, ({_CENTER}), count(*) FROM cases
+   WHERE district_code = $1 AND waiting_due < {now} GROUP BY waiting_stage
+  UNION ALL
+  SELECT {literals({DistrictStage.EXTENSION_DECISION})}, ({_CENTER}), count(*) FROM tasks
+   WHERE district_code = $1 AND state IN ({literals(ACTIVE_TASK)}) AND extension_due < {now}
+  HAVING count(*) > 0
+"""
+
+
+#: the district's centre, which the district's own stages count against
+_CENTER = f"""
+SELECT unit_code FROM units WHERE district_code = $1 AND tier = {literals(["district"])}"""
+
+#: $1 district, $2 one unit or NULL (then: its extension requests only), $3 the active task
+#: states, $4 limit, $5 the extension stage: the decisions the district owes, nearest due first
+WAITING = """
+SELECT * FROM (
+  SELECT c.case_no, NULL::text AS task_id, NULL::text AS unit_code, c.waiting_stage AS stage,
+         c.title, c.urgency, c.waiting_since AS since, c.waiting_due AS due_at
+    FROM cases c
+   WHERE c.district_code = $1 AND c.waiting_due IS NOT NULL AND $2::text IS NULL
+  UNION ALL
+  SELECT t.case_no, t.task_id, t.unit_code, $5, c.title, c.urgency, t.extension_requested_at,
+         t.extension_due
+    FROM tasks t JOIN cases c ON c.case_no = t.case_no
+   WHERE t.district_code = $1 AND t.extension_due IS NOT NULL AND t.state = ANY($3::text[])
+     AND ($2::text IS NULL OR t.unit_code = $2)
+) w
+ORDER BY due_at, case_no, task_id
+LIMIT $4
 """
 
 
@@ -174,16 +207,26 @@ async def queues(
     overdue = [
         r for r in await cache.rows(conn, district, now) if unit is None or r["unit_code"] == unit
     ]
-    waiting = sum(r["n"] for r in open_rows if r["state"] in AT_DISTRICT)
+    at_district = sum(r["n"] for r in open_rows if r["state"] in AT_DISTRICT)
     missed = await conn.fetchval(MUNICIPAL_MISSED, district, unit, sorted(TERMINAL))
     return {
         "open": open_rows,
         "overdue": overdue,
-        "waiting_for_triage": waiting,
+        "waiting": await waiting(conn, district, unit, now),
+        "waiting_for_triage": at_district,
         "municipal_due_missed": missed,
         "decisions": await pending_decisions(conn, district, unit),
         "as_of": now,
     }
+
+
+async def waiting(
+    conn: asyncpg.Connection, district: str, unit: str | None, now: datetime, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The district's pending decisions with when each is due and whether it is overdue."""
+    stage = DistrictStage.EXTENSION_DECISION.value
+    rows = await conn.fetch(WAITING, district, unit, sorted(ACTIVE_TASK), limit, stage)
+    return [{**dict(r), "overdue": r["due_at"] < now} for r in rows]
 
 
 async def unit_held(conn: asyncpg.Connection, district: str, case_no: str, unit: str) -> bool:

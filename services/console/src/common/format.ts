@@ -26,6 +26,10 @@ export const STAGE: Record<string, string> = {
   accept: "签收",
   first_contact: "先行联系",
   resolve: "办结",
+  triage: "分拨",
+  escalation_decision: "上报决策",
+  return_decision: "退单审核",
+  extension_decision: "延期审批",
 };
 
 export const EVENT: Record<string, string> = {
@@ -46,6 +50,8 @@ export const EVENT: Record<string, string> = {
   withdrawn: "撤回",
   urged: "催办",
   supplemented: "补充",
+  supplement_not_applied: "补充（已办结，仅记录）",
+  rerouted: "地点变更改派",
   followed_up: "回访",
   joint_dispatched: "联合派遣",
   co_reported: "重复上报",
@@ -53,6 +59,8 @@ export const EVENT: Record<string, string> = {
   extension_refused: "延期驳回",
   supervised: "督办",
   deadline_warning: "临期预警",
+  district_deadline_warning: "区级决策临期",
+  district_deadline_overdue: "区级决策超时",
   parked: "挂起",
   unparked: "解除挂起",
   verified: "核查通过",

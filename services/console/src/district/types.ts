@@ -33,9 +33,24 @@ export interface PointTable {
 
 export interface Queues {
   open: { unit_code: string; state: string; n: number }[];
+  /** per unit and stage; the district's own stages under `<district>-CENTER` */
   overdue: { unit_code: string; stage: string; n: number }[];
+  /** the decisions the district owes (triage, escalation, extension), nearest due first */
+  waiting: WaitingItem[];
   waiting_for_triage: number;
   as_of: string;
+}
+
+export interface WaitingItem {
+  case_no: string;
+  task_id: string | null;
+  unit_code: string | null;
+  stage: "triage" | "escalation_decision" | "return_decision" | "extension_decision";
+  title: string;
+  urgency: string;
+  since: string;
+  due_at: string;
+  overdue: boolean;
 }
 
 export interface DueTask {
@@ -106,6 +121,9 @@ export interface ExtensionRequest {
   title: string;
   urgency: string;
   resolve_by: string;
+  /** when the district must have decided (the policy's extension_decision) */
+  decide_by: string | null;
+  overdue: boolean;
 }
 
 export interface CaseSummary {
