@@ -57,7 +57,9 @@ async def _run(args: argparse.Namespace, dsn: str) -> int:
     start = datetime.combine(args.start, time(), tzinfo=tz)
     window = Window(start, args.days, timedelta(minutes=args.step_minutes))
     volume = Volume(orders_low=args.orders[0], orders_high=args.orders[1])
-    district, outcome = await simulate(settings, window, args.seed, volume)
+    district, outcome = await simulate(
+        settings, window, args.seed, volume, progress=lambda line: print(line, file=sys.stderr)
+    )
     try:
         summary = await summarise(district, outcome)
     finally:

@@ -19,7 +19,7 @@ from feedgen import SHANGHAI, FeedGenerator, iso
 
 from contracts import topics
 from contracts.hotline import Reply, ReplyKind
-from contracts.tasks import Task, TaskKind, TaskReason, TaskRole
+from contracts.tasks import Task, TaskKind, TaskRole
 
 Inbound = tuple[str, str, dict[str, Any]]  # topic, key, message
 #: builds what is sent at the given time (None: nothing any more)
@@ -148,6 +148,7 @@ class _Work:
     steps: list[str]
     token: int = 0
     late: set[str] = field(default_factory=set)
+    asked: bool = False  # an extension request waits for the district's decision
 
 
 class Units:
@@ -167,11 +168,12 @@ class Units:
         elif task.kind is TaskKind.WITHDRAWN:
             work.token += 1  # nothing more is sent for it
             work.steps = []
-        elif task.kind is TaskKind.UPDATED or task.reason in (
-            TaskReason.OVERDUE,
-            TaskReason.SUPERVISION,
+        elif task.deadlines != work.task.deadlines or (
+            work.asked and task.kind is TaskKind.UPDATED
         ):
-            work.task, work.late = task, set()  # a new deadline: worked to, this time
+            # a new deadline (an extension, supervision's), or the extension refused: the
+            # unit works to it, this time
+            work.task, work.late, work.asked = task, set(), False
             self._plan(work, now)
 
     def _steps(self, task: Task) -> list[str]:
@@ -225,6 +227,7 @@ class Units:
             if work.token != token or not work.steps or work.steps[0] != step:
                 return None
             work.steps.pop(0)
+            work.asked = work.asked or step == "request_extension"
             task = work.task.model_dump(mode="json", by_alias=True)
             feedback = self.gen.unit_feedback(task, step, at.astimezone(SHANGHAI))
             return topics.TASK_FEEDBACK, work.task.task_id, feedback

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -56,8 +57,9 @@ class Simulation:
         volume: Volume | None = None,
         conduct: Conduct | None = None,
         desk: Desk | None = None,
+        progress: Callable[[str], None] = lambda _: None,
     ) -> None:
-        self.district, self.agenda = district, Agenda()
+        self.district, self.agenda, self.progress = district, Agenda(), progress
         ctx = district.decisions.ctx
         gen = FeedGenerator(seed, ctx.ref.district_code, prefix=f"{seed % 1000:03d}")
         self.municipal = Municipal(gen, random.Random(seed + 1), self.agenda, volume or Volume())
@@ -76,6 +78,8 @@ class Simulation:
             now = min(now + window.step, window.end)
             await self.district.advance(now)
             await self._step(now, out)
+            if (now - window.start) % DAY == timedelta(0):
+                self.progress(f"{now:%Y-%m-%d} {len(out.ledger.tasks)} tasks so far")
         out.seconds = time.monotonic() - began
         return out
 
@@ -125,8 +129,9 @@ async def simulate(
     seed: int,
     volume: Volume | None = None,
     conduct: Conduct | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[District, Outcome]:
     """Open the district on `settings`' database and run the window; the caller closes it."""
     district = await District.open(settings, FakeClock(window.start))
-    sim = Simulation(district, seed, volume, conduct)
+    sim = Simulation(district, seed, volume, conduct, progress=progress)
     return district, await sim.run(window)
