@@ -4,17 +4,19 @@ committed to its outbox (what Kafka would have carried). Pure: no I/O."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts import topics
-from contracts.events import CaseEvent
+from contracts.events import CaseEvent, DeadLetter
 from contracts.hotline import Reply
 from contracts.tasks import Deadlines, Task, TaskKind, TaskReason, TaskRole
 
 #: the stages of a task and the deadline each reads
 STAGES = ("accept", "first_contact", "resolve")
+_CASE_OR_TASK = re.compile(r"\d{6}-\d{8}-\d+(-T\d+)?")
 
 
 def deadline_of(deadlines: Deadlines, stage: str) -> datetime | None:
@@ -69,7 +71,8 @@ class Ledger:
     tasks: dict[str, TaskSeen] = field(default_factory=dict)
     events: list[CaseEvent] = field(default_factory=list)
     replies: Counter[str] = field(default_factory=Counter)
-    deadletters: int = 0
+    #: dead letters by source topic and reason (case and task numbers left out)
+    deadletters: Counter[str] = field(default_factory=Counter)
     messages: Counter[str] = field(default_factory=Counter)
 
     def see(self, topic: str, value: bytes, now: datetime) -> Task | CaseEvent | Reply | None:
@@ -88,7 +91,9 @@ class Ledger:
             self.replies[reply.kind.value] += 1
             return reply
         if topic == topics.DEADLETTER:
-            self.deadletters += 1
+            letter = DeadLetter.model_validate_json(value)
+            why = _CASE_OR_TASK.sub("…", letter.error.detail.split(";")[0])
+            self.deadletters[f"{letter.topic}: {why}"] += 1
         return None
 
     def _task(self, task: Task, now: datetime) -> None:

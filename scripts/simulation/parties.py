@@ -230,6 +230,9 @@ class Units:
             work.asked = work.asked or step == "request_extension"
             task = work.task.model_dump(mode="json", by_alias=True)
             feedback = self.gen.unit_feedback(task, step, at.astimezone(SHANGHAI))
+            if step == "request_extension":  # some days past the deadline it has
+                until = work.task.deadlines.resolve_by + self.rng.uniform(2, 7) * DAY
+                feedback["requested_until"] = iso(until)
             return topics.TASK_FEEDBACK, work.task.task_id, feedback
 
         return make

@@ -27,7 +27,7 @@ COUNTED = {
     "warnings": ("deadline_warning",),
     "triaged": ("to_triage",),
     "reclassified": ("reclassified",),
-    "merged": ("merged",),
+    "merged": ("merged_report", "merged_case"),
     "withdrawn": ("withdrawn",),
     "not_ours": ("not_ours",),
     "municipal_due_missed": ("municipal_due_missed",),
@@ -101,7 +101,8 @@ def _counts(out: Outcome, case_rows: list[Any], task_rows: list[Any]) -> dict[st
         "cases_open_at_end": sum(r["state"] not in _TERMINAL for r in case_rows),
         "tasks": len(task_rows),
         "supervisions": dict(supervised),
-        "dead_letters": out.ledger.deadletters,
+        "dead_letters": sum(out.ledger.deadletters.values()),
+        "dead_letters_by_reason": dict(out.ledger.deadletters.most_common()),
         "replies": dict(out.ledger.replies),
     }
     for name, kinds in COUNTED.items():
@@ -177,7 +178,10 @@ def table(summary: dict[str, Any]) -> str:
     ]
     for stage, s in summary["overdue_share_by_stage"].items():
         lines.append(f"  {stage:<20}{s['owed']:>6}{s['overdue']:>9}{s['share']:>9.1%}")
-    lines.append("  counts: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
+    counts = summary["counts"]
+    scalars = [f"{k} {v}" for k, v in counts.items() if not isinstance(v, dict)]
+    lines += ["  counts: " + ", ".join(scalars[i : i + 6]) for i in range(0, len(scalars), 6)]
+    lines += [f"  {k}: {v}" for k, v in counts.items() if isinstance(v, dict)]
     lines.append("  holiday: " + ", ".join(f"{k} {v}" for k, v in summary["holiday"].items()))
     lines.append(f"  commands: {summary['commands']}")
     lines.append(f"  run time {summary['run_seconds']} s")
