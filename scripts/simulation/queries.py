@@ -15,8 +15,7 @@ FROM tasks t WHERE t.district_code = $1
 """
 
 CASES = """
-SELECT case_no, source, state, urgency, caller_callback, municipal_missed_at IS NOT NULL AS missed
-FROM cases WHERE district_code = $1
+SELECT case_no, source, state, urgency FROM cases WHERE district_code = $1
 """
 
 

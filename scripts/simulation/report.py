@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from contracts.common import Urgency
+from services.district.cases.lifecycle import TERMINAL
 from services.district.deadlines.workcal import WorkCalendar
 from simulation import checks, queries
 from simulation.checks import Done, Finding, Share
@@ -110,7 +111,7 @@ def _counts(out: Outcome, case_rows: list[Any], task_rows: list[Any]) -> dict[st
     return counts
 
 
-_TERMINAL = {"closed", "withdrawn", "not_ours", "rejected", "merged"}
+_TERMINAL = {state.value for state in TERMINAL}
 
 
 def _window(out: Outcome, calendar: WorkCalendar) -> dict[str, Any]:
