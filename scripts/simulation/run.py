@@ -107,8 +107,11 @@ class Simulation:
         await self.district.sweep_outbox()
 
     def _hand_out(self, now: datetime, out: Outcome) -> None:
-        """The committed messages to whoever would consume them."""
-        for message in self.district.take_published():
+        """The committed messages to whoever would consume them: by key (each case's in the
+        order committed), so that the parties draw their chances in the same order in every
+        run of a seed, whatever order the database returned rows of equal rank in."""
+        published = sorted(self.district.take_published(), key=lambda m: m.key or b"")
+        for message in published:
             seen = out.ledger.see(message.topic, message.value, now)
             if isinstance(seen, Task):
                 self.units.on_task(seen, now)
