@@ -1,8 +1,9 @@
 """The district's operators in the simulation: a pluggable policy. A `Desk` watches the case
 events and plans commands, each the decision the district's command route takes (triage to a
 unit, reclassify, joint task, extension decision, verification), applied through the case
-store like an API call. Replace `DefaultDesk` (or wrap it) to try other ways of working: when
-returns wait for approval, the same events reach the desk and it decides them here."""
+store like an API call. Pass another desk to `run.simulate(desk=...)` (or wrap `DefaultDesk`)
+to try other ways of working: when returns wait for approval, the same events reach the desk
+and it decides them here."""
 
 from __future__ import annotations
 

@@ -134,8 +134,11 @@ async def simulate(
     volume: Volume | None = None,
     conduct: Conduct | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    desk: Callable[[District], Desk] | None = None,
 ) -> tuple[District, Outcome]:
-    """Open the district on `settings`' database and run the window; the caller closes it."""
+    """Open the district on `settings`' database and run the window; the caller closes it.
+    `desk`: the operators' policy for this district (default: `DefaultDesk`)."""
     district = await District.open(settings, FakeClock(window.start))
-    sim = Simulation(district, seed, volume, conduct, progress=progress)
+    chosen = desk(district) if desk is not None else None
+    sim = Simulation(district, seed, volume, conduct, chosen, progress)
     return district, await sim.run(window)
