@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv console run test unit lint bench schemas clean
+.PHONY: help venv console run test unit lint bench simulate schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -53,6 +53,9 @@ lint: $(STAMP) ## ruff and mypy
 
 bench: $(STAMP) ## benchmarks: prints a table, writes bench-results/bench.json
 	PYTHONPATH=scripts $(BIN)/python -m bench
+
+simulate: $(STAMP) ## a simulated month over National Day 2026: prints a table, writes .cityops/simulate-month.json
+	$(BIN)/python scripts/simulate_month.py $(ARGS)
 
 schemas: $(STAMP) ## regenerate contracts/schemas and contracts/asyncapi.json
 	$(BIN)/python scripts/gen_schemas.py
