@@ -15,7 +15,8 @@ from typing import Protocol
 from feedgen import PHRASES
 
 from contracts.events import CaseEvent
-from services.district.cases.lifecycle import AT_DISTRICT, CaseState, Event
+from contracts.tasks import TaskRole
+from services.district.cases.lifecycle import CaseState, Event, TaskState
 from services.district.cases.model import CaseRec, Changes
 from services.district.decisions import Decisions
 from services.district.routing.reference import Reference
@@ -50,12 +51,14 @@ class Staffing:
     approve_extensions: float = 0.8
     verify_ok: float = 0.9
     joint_share: float = 0.5
+    approve_returns: float = 0.85
 
 
 class DefaultDesk:
-    """Triage (classifying 9901 by what the citizen wrote), returns and escalations sent to
-    another unit (half of the escalations as joint tasks), extension requests approved or
-    refused, road-chief cases verified once resolved."""
+    """Triage (classifying 9901 by what the citizen wrote), escalations sent to another unit
+    (half of them as joint tasks), returns reviewed (most approved: re-dispatched where routing
+    suggests, a co-unit replaced by another department; the rest refused), extension requests
+    approved or refused, road-chief cases verified once resolved."""
 
     def __init__(self, ref: Reference, rng: random.Random, staffing: Staffing | None = None):
         self.ref, self.rng, self.s = ref, rng, staffing or Staffing()
@@ -73,10 +76,12 @@ class DefaultDesk:
     def on_event(self, event: CaseEvent) -> list[Planned]:
         if event.type == Event.OPENED and "road_chief" in event.data:
             self.roadchief.add(event.case_no)
-        entered = event.to_state in AT_DISTRICT and event.from_state not in AT_DISTRICT
-        if entered and event.to_state == CaseState.ESCALATED:
+        moved = event.to_state != event.from_state
+        if event.type == Event.RETURNED:  # a lead's (the case is returned) or a co-unit's
+            return [self._plan(event, "return", self._return(event))]
+        if moved and event.to_state == CaseState.ESCALATED:
             return [self._plan(event, "escalation", self._escalation)]
-        if entered:
+        if moved and event.to_state == CaseState.TRIAGE:
             return [self._plan(event, "triage", self._triage)]
         if event.type == Event.EXTENSION_REQUESTED:
             return [self._plan(event, "extension", self._extension(event))]
@@ -109,6 +114,30 @@ class DefaultDesk:
             d.dispatch.joint(case, lead, [co], ACTOR, "联勤联动", now, ch)
         else:
             d.dispatch.to_unit(case, self._unit(case), ACTOR, "上报改派", now, ch)
+
+    def _return(self, event: CaseEvent) -> Decide:
+        """A lead's return (the case is `returned`) or a co-unit's (the case works on)."""
+        task_id = str(event.data.get("task_id"))
+        approve = self.rng.random() < self.s.approve_returns
+
+        def decide(d: Decisions, case: CaseRec, now: datetime, ch: Changes) -> None:
+            task = case.task(task_id)
+            lead_taken = (
+                task is not None
+                and task.role is TaskRole.LEAD
+                and (case.state is not CaseState.RETURNED)
+            )
+            if task is None or task.state is not TaskState.RETURNED or lead_taken:
+                return  # decided meanwhile (by a routing rule, a supplement, a closure)
+            if not approve:
+                d.returns.decide(case, task_id, False, None, ACTOR, "请按职责办理", now, ch)
+            elif task.role is TaskRole.CO:
+                co = self.rng.choice([u for u in self.departments if u != task.unit_code])
+                d.returns.decide(case, task_id, True, co, ACTOR, "更换协办单位", now, ch)
+            else:
+                d.returns.decide(case, task_id, True, None, ACTOR, "同意退单，改派", now, ch)
+
+        return decide
 
     def _extension(self, event: CaseEvent) -> Decide:
         task_id = str(event.data.get("task_id"))
