@@ -57,6 +57,7 @@ CASES = Table(
         "returns": "int4",
         "municipal_missed_at": _TS,
         "parked_at": _TS,
+        "due_by": _TS,
     },
     "cases_row",
 )
@@ -77,6 +78,7 @@ MUTABLE_CASE = (
     "returns",
     "municipal_missed_at",
     "parked_at",
+    "due_by",
 )
 TASKS = Table(
     "tasks",
