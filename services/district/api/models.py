@@ -41,6 +41,20 @@ class KpiQuery(_Query):
     to: date
 
 
+class KpiTrendQuery(_Query):
+    by: Literal["day", "week", "month"] = Field(
+        default="day", description="Shanghai calendar days, ISO weeks or months (at most 400)"
+    )
+    from_: date = Field(alias="from")
+    to: date
+
+
+class KpiRankingQuery(_Query):
+    kind: Literal["street", "department"] = "street"
+    from_: date = Field(alias="from")
+    to: date
+
+
 class CaseSummary(BaseModel):
     case_no: str
     source: str

@@ -15,6 +15,8 @@ from services.district.api.models import (
     CaseQuery,
     EventsQuery,
     KpiQuery,
+    KpiRankingQuery,
+    KpiTrendQuery,
     PhoneRevealed,
     Queues,
     RevealPhone,
@@ -100,6 +102,24 @@ def operations() -> list[Op]:
             "closed-loop KPIs of a period",
             Object,
             query=KpiQuery,
+            errors=(400, 401),
+        ),
+        Op(
+            "GET",
+            "/api/v1/kpis/trend",
+            "each KPI per day, week or month of a period (a unit token: its own, and the"
+            " district's totals)",
+            Object,
+            query=KpiTrendQuery,
+            errors=(400, 401),
+        ),
+        Op(
+            "GET",
+            "/api/v1/kpis/ranking",
+            "streets or departments ranked on the weighted score (kpi_weights.csv; a unit"
+            " token: its own row)",
+            Object,
+            query=KpiRankingQuery,
             errors=(400, 401),
         ),
         Op(
