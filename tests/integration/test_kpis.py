@@ -154,17 +154,19 @@ def rate(num: int, den: int) -> dict[str, Any]:
 
 
 EXPECTED_BY_UNIT = {
-    # due to close: A closed on time (extended), B closed late, E open past 12-04 10:00;
-    # C reopened (new deadline 12-09) and H (dispatched at AS_OF) are not due.
+    # due to close: A closed on time (extended), B closed late, E open past 12-04 10:00, and
+    # C: reopened at AS_OF, its reopen task has until 12-09, but the case is judged against
+    # the deadline it was first given (12-04 10:00, passed): open and overdue. H (dispatched
+    # at AS_OF) is not due. Due: A B C E = 4; closed A B; on time A; open overdue C E.
     # tasks: A1 B1 C1 C2 D1 E1 H1; C2 and H1 are still inside their accept/contact deadlines.
     JSGL: {
-        "closure_rate": rate(2, 3),
-        "on_time_closure_rate": rate(1, 3),
+        "closure_rate": rate(2, 4),
+        "on_time_closure_rate": rate(1, 4),
         "first_contact_rate": rate(2, 4),  # A1, C1 of A1 B1 C1 E1 (D1 was returned uncontacted)
         "resolution_rate": rate(2, 3),  # A, B resolved; C not (B's unreachable visit left out)
         "satisfaction_rate": rate(2, 3),
         "rework_rate": rate(1, 3),  # C reopened of A, B, C resolved
-        "extension_rate": rate(1, 3),
+        "extension_rate": rate(1, 4),  # A of A B C E
         "return_rate": rate(1, 7),
         "dispatch_accuracy": rate(6, 7),
         "on_time_accept_rate": rate(2, 5),  # A1, C1 of A1 B1 C1 D1 E1
@@ -191,7 +193,7 @@ async def test_kpis_match_the_scenarios_in_the_api_and_in_prometheus(settings: S
             got = {k: {**v} for k, v in groups[unit]["kpis"].items()}
             for key, figures in expected.items():
                 assert {f: got[key][f] for f in figures} == figures, (unit, key, got[key])
-        assert groups[JSGL]["counts"]["open_overdue"] == 1
+        assert groups[JSGL]["counts"]["open_overdue"] == 2  # C and E
 
         # the same exact closures Prometheus counted
         for unit, on_time, n in ((JSGL, "true", 1), (JSGL, "false", 1), (STHJ, "true", 1)):
