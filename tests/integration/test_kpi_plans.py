@@ -14,9 +14,9 @@ from services.district.kpis.queries import (
     DUE_TO_CLOSE,
     EVENT_KEYS,
     EVENTS,
-    TASK_KEYS,
     REPORT_KEYS,
     ROAD_CHIEF_REPORTS,
+    TASK_KEYS,
     TASKS_DISPATCHED,
 )
 
@@ -27,7 +27,8 @@ HISTORY = """
 INSERT INTO cases (case_no, district_code, source, source_ref, state, category_code,
                    category_name, urgency, title, description, address, received_at, opened_at,
                    resolve_by, due_by, resolved_at, closed_at, closed_on_time, last_seq)
-SELECT 'H-' || n, '310106', CASE WHEN n % 10 = 0 THEN 'roadchief' ELSE 'hotline12345' END, 'H-' || n,
+SELECT 'H-' || n, '310106',
+       CASE WHEN n % 10 = 0 THEN 'roadchief' ELSE 'hotline12345' END, 'H-' || n,
        'closed', '0301', '施工扰民', 'normal', '', '', '', t, t, t + interval '5 days',
        t + interval '5 days', t + interval '2 days', t + interval '3 days', true, 6
 FROM generate_series(1, 20000) AS n, LATERAL (SELECT $1 - n * interval '26 minutes' AS t) x;

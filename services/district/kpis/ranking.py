@@ -4,8 +4,8 @@ score = 100 × Σ w·v / Σ w, over the weighted figures that have a value for t
 KPI's value (0..1), and volume normalised as the group's share of the largest volume in the
 ranking set (volume / max volume). A KPI with nothing to rate (no denominator) leaves its
 weight out of both sums, so a unit is neither rewarded nor punished for what it was not asked
-to do; a group with no weighted figure at all has no score and ranks last. Equal scores share
-a rank (1, 2, 2, 4). The weights are data: `deploy/reference/kpi_weights.csv` (weights.py)."""
+to do; a group none of whose weighted KPIs has a value has no score and ranks last (volume
+alone says nothing of how the work was done). Equal scores share a rank (1, 2, 2, 4). The weights are data: `deploy/reference/kpi_weights.csv` (weights.py)."""
 
 from __future__ import annotations
 
@@ -55,10 +55,12 @@ def volume(counts: Counts) -> int:
 
 
 def score(parts: Mapping[str, float | None], weights: Mapping[str, float]) -> float | None:
-    """100 × Σ w·v / Σ w over the weighted parts that have a value; None when none has."""
-    rated = [(weights[k], v) for k, v in parts.items() if v is not None and weights[k] > 0]
-    total = sum(w for w, _ in rated)
-    return 100 * sum(w * v for w, v in rated) / total if total else None
+    """100 × Σ w·v / Σ w over the weighted parts that have a value; None when no weighted
+    KPI has one (volume alone says nothing of how the work was done)."""
+    rated = [(weights[k], v, k) for k, v in parts.items() if v is not None and weights[k] > 0]
+    if not any(k != VOLUME for _, _, k in rated):
+        return None
+    return 100 * sum(w * v for w, v, _ in rated) / sum(w for w, _, _ in rated)
 
 
 def rank(
@@ -80,7 +82,6 @@ def _scored(
     key: str, counts: Counts, names: Mapping[str, str], weights: Mapping[str, float], most: int
 ) -> Ranked:
     values = {k.key: k.value for k in compute(counts)}
-    parts = {
-        k: (volume(counts) / most if most else None) if k == VOLUME else values[k] for k in weights
-    }
+    share = volume(counts) / most if most else None
+    parts = {k: share if k == VOLUME else values[k] for k in weights}
     return Ranked(key, names.get(key, ""), score(parts, weights), None, parts, volume(counts))
