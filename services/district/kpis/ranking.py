@@ -5,7 +5,8 @@ KPI's value (0..1), and volume normalised as the group's share of the largest vo
 ranking set (volume / max volume). A KPI with nothing to rate (no denominator) leaves its
 weight out of both sums, so a unit is neither rewarded nor punished for what it was not asked
 to do; a group none of whose weighted KPIs has a value has no score and ranks last (volume
-alone says nothing of how the work was done). Equal scores share a rank (1, 2, 2, 4). The weights are data: `deploy/reference/kpi_weights.csv` (weights.py)."""
+alone says nothing of how the work was done). Equal scores share a rank (1, 2, 2, 4). The
+weights are data: `deploy/reference/kpi_weights.csv` (weights.py)."""
 
 from __future__ import annotations
 
