@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from contracts import topics
 from services.common.clock import FakeClock
 from services.common.config import ROOT, Settings
 from services.district.app import create_app as district_app
+from services.district.keys import POOL
 from tests.integration.test_kpis import (
     AS_OF,
     CONSTRUCTION,
@@ -132,9 +136,35 @@ async def test_the_rules_of_issue_15_by_hand(settings: Settings) -> None:
         case = await district.get(f"/api/v1/cases/{tasks['N']['case_no']}")
         [resolved] = [e for e in case[1]["timeline"] if e["type"] == "resolved"]
         assert resolved["data"]["outcome"] == "explained"
+        await _order_record(district.app[POOL], tasks)
         await _trend(district)
         await _ranking(district)
     await _cli(settings)
+
+
+async def _order_record(pool: asyncpg.Pool, tasks: dict[str, dict[str, Any]]) -> None:
+    """Per order: first contact and when, the unit's outcome, the follow-up's rating."""
+    rows = await pool.fetch(
+        "SELECT * FROM order_record WHERE order_no = ANY($1) ORDER BY order_no",
+        ["KPI-G", "KPI-N", "KPI-R"],
+    )
+    got = {
+        r["order_no"]: (
+            r["first_contact"],
+            r["first_contact_at"],
+            r["outcome"],
+            r["satisfaction"],
+            r["citizen_resolved"],
+        )
+        for r in rows
+    }
+    at = datetime.fromisoformat
+    assert got == {
+        "KPI-G": (True, at(nov(27, 10, 20)), "solved", None, None),  # no 回访 yet
+        "KPI-N": (True, at(nov(27, 10, 20)), "explained", "satisfied", True),
+        "KPI-R": (True, AS_OF, "solved", "satisfied", True),  # R2's contact; R1 never called
+    }
+    assert {r["case_no"] for r in rows} == {tasks[k]["case_no"] for k in "GNR"}
 
 
 async def _trend(district: Service) -> None:
