@@ -8,19 +8,23 @@ ALTER TABLE cases ADD COLUMN due_by timestamptz;
 ALTER TYPE cases_row ADD ATTRIBUTE due_by timestamptz;
 
 -- The record so far: the first lead dispatch's resolve deadline, moved by what each approved
--- extension granted (its deadlines_before -> deadlines_after).
-UPDATE cases c SET due_by = first.resolve_by + coalesce(granted.total, interval '0')
+-- extension of a lead task granted and each unparking of a lead task gave back (the events'
+-- deadlines_before -> deadlines_after), as the code moves it.
+UPDATE cases c SET due_by = first.resolve_by + coalesce(moved.total, interval '0')
   FROM (SELECT DISTINCT ON (e.case_no) e.case_no,
                (e.data->'deadlines_after'->>'resolve_by')::timestamptz AS resolve_by
           FROM case_events e
          WHERE e.data ? 'deadlines_after' AND e.type IN ('dispatched', 'joint_dispatched')
          ORDER BY e.case_no, e.seq) first
   LEFT JOIN (SELECT x.case_no,
-                    sum((x.data->'deadlines_after'->>'resolve_by')::timestamptz
-                        - (x.data->'deadlines_before'->>'resolve_by')::timestamptz) AS total
+                    sum(greatest((x.data->'deadlines_after'->>'resolve_by')::timestamptz
+                        - (x.data->'deadlines_before'->>'resolve_by')::timestamptz,
+                        interval '0')) AS total
                FROM case_events x
-              WHERE x.type = 'extension_approved'
-              GROUP BY x.case_no) granted ON granted.case_no = first.case_no
+               LEFT JOIN tasks t ON t.task_id = x.data->>'task_id'
+              WHERE (x.type = 'extension_approved' AND t.role = 'lead')
+                 OR (x.type = 'unparked' AND x.data ? 'deadlines_after')
+              GROUP BY x.case_no) moved ON moved.case_no = first.case_no
  WHERE c.case_no = first.case_no;
 
 CREATE INDEX IF NOT EXISTS cases_due_by ON cases (district_code, due_by);

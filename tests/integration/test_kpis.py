@@ -217,6 +217,27 @@ async def test_kpis_match_the_scenarios_in_the_api_and_in_prometheus(settings: S
         assert [g["key"] for g in other["groups"]] == ["hotline12345"]
 
         await _http_metrics_use_route_templates(district)
+        await _backfill_agrees(district.app[POOL])
+
+
+async def _backfill_agrees(pool: asyncpg.Pool) -> None:
+    """043's backfill of cases.due_by from the record gives what the loop kept: A's first
+    deadline moved by its extension (12-07 10:00), C's first (not its reopen's), D's first
+    (not the triage it went back to), and none for a case never dispatched."""
+    kept = {
+        r["case_no"]: r["due_by"] for r in await pool.fetch("SELECT case_no, due_by FROM cases")
+    }
+    migration = (ROOT / "deploy" / "migrations" / "043_kpi_record.sql").read_text()
+    [backfill] = [sql for sql in migration.split(";") if "UPDATE cases c SET due_by" in sql]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE cases SET due_by = NULL")
+        await conn.execute(backfill)
+        again = {
+            r["case_no"]: r["due_by"] for r in await conn.fetch("SELECT case_no, due_by FROM cases")
+        }
+    assert again == kept
+    a = await pool.fetchval("SELECT due_by FROM cases WHERE source_ref = 'KPI-A'")
+    assert a == datetime.fromisoformat(dec(7, 10))
 
 
 async def _http_metrics_use_route_templates(district: Service) -> None:
