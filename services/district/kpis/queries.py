@@ -36,9 +36,9 @@ documented once here):
   its unit unresolved (returned, escalated, withdrawn) and a lead task of another unit was
   dispatched on the case at or after it.
 - **Grouping**: a case's unit is the unit of its last lead task that did not hand it back
-  (returned, escalated, withdrawn), or the road chief's unit for a report handled on the spot;
-  otherwise `unassigned` (a case in triage is the district centre's); a task's unit is its
-  own; an event's unit is the one it names, else its case's. No street: street `none`.
+  (returned, escalated, withdrawn), otherwise `unassigned` (a case in triage is the district
+  centre's); a task's unit is its own; an event's unit is the one it names, else its case's; a
+  road-chief report's unit is its road chief's. No street: street `none`.
 """
 
 from __future__ import annotations
@@ -90,8 +90,6 @@ _CASE_UNIT = f"""coalesce(
       WHERE lt.case_no = c.case_no AND lt.role = {_LEAD}
         AND lt.state NOT IN ({_HANDED_BACK})
       ORDER BY lt.dispatched_at DESC, lt.task_id DESC LIMIT 1),
-    (SELECT sh.unit_code FROM case_events sh
-      WHERE sh.case_no = c.case_no AND sh.type = 'self_handled' LIMIT 1),
     'unassigned')"""
 CASE_KEYS = {
     "unit": _CASE_UNIT,
