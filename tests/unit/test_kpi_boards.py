@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.district.kpis.boards import ranking_json, render_ranking
+from services.district.kpis.boards import ranking_json, render_ranking, render_trend, trend_json
 from services.district.kpis.formulas import Counts
 from services.district.kpis.ranking import rank, score
 from services.district.kpis.report import SHANGHAI, parse_period
@@ -125,3 +125,28 @@ def test_a_bad_weights_file_names_its_line(text: str, line: int | None, column: 
         parse_weights(text, Path("w.csv"))
     assert (caught.value.line, caught.value.column) == (line, column)
     assert str(caught.value).startswith("KPI weights w.csv")
+
+
+def test_trend_json_and_table() -> None:
+    start, end = parse_period("2026-11-27", "2026-12-05")
+    w48, w49 = buckets(start, end, Step.WEEK)
+    mine = [Counts(closed=1, closed_on_time=1), Counts(closed=1, open_overdue=1)]
+    whole = [Counts(closed=3, closed_on_time=2), Counts(closed=2, open_overdue=2)]
+    rows = list(zip([w48, w49], mine, strict=True))
+    at = datetime(2026, 12, 4, 12, tzinfo=SHANGHAI)
+    body = trend_json("week", start, end, at, rows, "310106-JSGL", whole)
+    assert body["scope"] == {"unit": "310106-JSGL"} and body["step"] == "week"
+    first, second = body["buckets"]
+    assert (first["label"], first["from"], first["to"]) == (
+        "2026-W48",
+        "2026-11-27T00:00:00+08:00",
+        "2026-11-30T00:00:00+08:00",
+    )
+    # W49: one closed (late) of two due; the district's 2 of 4
+    assert second["kpis"]["closure_rate"]["value"] == 0.5
+    assert second["district_total"]["kpis"]["on_time_closure_rate"]["denominator"] == 4
+    lines = render_trend("week", start, end, at, rows).splitlines()
+    assert lines[0].startswith("closed-loop KPIs per week, [2026-11-27T00:00:00+08:00,")
+    assert lines[2].split()[:3] == ["week", "结案率", "按期结案率"]
+    assert lines[3].split()[:5] == ["2026-W48", "100.0%", "1/1", "100.0%", "1/1"]
+    assert lines[4].split()[:5] == ["2026-W49", "50.0%", "1/2", "0.0%", "0/2"]
