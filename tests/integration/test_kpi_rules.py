@@ -36,7 +36,7 @@ from tests.integration.test_kpis import (
     nov,
     rate,
 )
-from tests.support import Service, Topics, running, samples
+from tests.support import Service, Topics, running, samples, wait_until
 
 at = datetime.fromisoformat
 #: the road chief's street (RC-0415 of 310106016000); his report of bikes parked off their bay
@@ -54,8 +54,11 @@ async def drive(loop: Loop, clock: FakeClock) -> dict[str, dict[str, Any]]:
     tasks = {k: await loop.order(f"KPI-{k}", CONSTRUCTION, JSGL, i) for i, k in enumerate("GLRNP")}
     s1 = {**ON_SITE, "report_id": "RC-KPI-S1"}
     s2 = {**ON_SITE, "report_id": "RC-KPI-S2", "handled_on_site": False}
-    for report in (s1, s2):
-        await loop.t.publish(topics.ROADCHIEF_REPORTS, report["report_id"], report)
+    # S1 first: were S2 open first, S1 from the same place would join it (并案)
+    await loop.t.publish(topics.ROADCHIEF_REPORTS, s1["report_id"], s1)
+    s1_closed = "SELECT state = 'closed' FROM cases WHERE source_ref = 'RC-KPI-S1'"
+    await wait_until(lambda: loop.pool.fetchval(s1_closed), "S1 handled on the spot")
+    await loop.t.publish(topics.ROADCHIEF_REPORTS, s2["report_id"], s2)
     [tasks["S2"]] = await loop.t.wait_for(
         topics.task_topic(STREET),
         lambda m: m["case"]["source_ref"] == "RC-KPI-S2" and m["kind"] == "assigned",
@@ -78,7 +81,11 @@ async def drive(loop: Loop, clock: FakeClock) -> dict[str, dict[str, Any]]:
     assert status == 200, reply
     [r2] = await loop.t.wait_for(
         topics.task_topic(JSGL),
-        lambda m: m["case"]["source_ref"] == "KPI-R" and m["task_id"] != r["task_id"],
+        lambda m: (
+            m["case"]["source_ref"] == "KPI-R"
+            and m["task_id"] != r["task_id"]
+            and m["kind"] == "assigned"
+        ),
         "R re-dispatched",
     )
     now = AS_OF.isoformat()
