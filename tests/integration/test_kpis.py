@@ -273,6 +273,14 @@ async def test_bad_kpi_queries_are_told_why(settings: Settings) -> None:
         ):
             status, body = await district.get(f"/api/v1/kpis?{query}")
             assert (status, body["error"]) == (400, reason), query
+        for path, reason in (
+            ("trend?by=hour&from=2026-11-01&to=2026-12-01", "bad_query"),
+            ("trend?by=day&from=2026-12-01&to=2026-11-01", "bad_period"),
+            ("ranking?kind=officer&from=2026-11-01&to=2026-12-01", "bad_query"),
+            ("ranking?kind=street", "bad_query"),
+        ):
+            status, body = await district.get(f"/api/v1/kpis/{path}")
+            assert (status, body["error"]) == (400, reason), path
 
 
 async def test_cli_prints_the_table(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,11 +86,11 @@ async def get_ranking(request: web.Request) -> web.Response:
     return _json(ranking_json(kind, start, end, as_of, ranked, weights, unit))
 
 
-def _choice(request: web.Request, name: str, allowed: Any, default: str) -> str:
+def _choice(request: web.Request, name: str, allowed: Sequence[str], default: str) -> str:
     value = request.query.get(name, default)
     if value not in allowed:
         raise _BadQuery("bad_query", f"{name} must be one of {', '.join(allowed)}")
-    return str(value)
+    return value
 
 
 def _period(request: web.Request) -> tuple[datetime, datetime]:
