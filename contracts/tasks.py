@@ -113,9 +113,18 @@ class ReturnReason(StrEnum):
     OTHER = "other"
 
 
+class ResolveOutcome(StrEnum):
+    """How the unit answered the matter (实际解决率 counts `solved` only)."""
+
+    SOLVED = "solved"  # 解决: the problem itself was dealt with
+    EXPLAINED = "explained"  # 解释说明: explained to the citizen, the problem remains
+
+
 class ResolveResult(Message):
     resolved: bool
     summary: LongText
+    #: solved or only explained; absent (older senders): solved
+    outcome: ResolveOutcome | None = None
 
 
 class TaskFeedback(Message):

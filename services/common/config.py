@@ -50,6 +50,10 @@ class Settings:
     deadline_policy: Path | None = field(
         default_factory=lambda: Path(p) if (p := _env("DEADLINE_POLICY", "")) else None
     )
+    #: the KPI ranking's weights; unset: the reference directory's kpi_weights.csv
+    kpi_weights: Path | None = field(
+        default_factory=lambda: Path(p) if (p := _env("KPI_WEIGHTS", "")) else None
+    )
     #: units the reference street platform serves; empty: every street and department.
     street_units: tuple[str, ...] = field(
         default_factory=lambda: tuple(u for u in _env("STREET_UNITS", "").split(",") if u)
@@ -83,6 +87,10 @@ class Settings:
     @property
     def deadline_policy_path(self) -> Path:
         return self.deadline_policy or self.reference_dir / "deadline_policy.csv"
+
+    @property
+    def kpi_weights_path(self) -> Path:
+        return self.kpi_weights or self.reference_dir / "kpi_weights.csv"
 
     @property
     def center_unit(self) -> str:

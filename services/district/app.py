@@ -41,6 +41,7 @@ from services.district.keys import (
     CLOCK,
     CONSUMER,
     DECISIONS,
+    KPI_WEIGHTS,
     PARKED,
     POOL,
     PRODUCER,
@@ -49,6 +50,7 @@ from services.district.keys import (
     STORE,
     TIMERS,
 )
+from services.district.kpis.weights import load_weights
 from services.district.queues import gauges
 from services.district.routing import queries
 from services.district.routing.edge import EdgePolicy, NearEdge
@@ -114,6 +116,7 @@ async def _decisions(app: web.Application) -> AsyncIterator[None]:
         ref = await queries.load_reference(conn, s.district_code)
     # a bad policy file stops the start, naming its line and field
     policy = load_policy(s.deadline_policy_path, ref.categories)
+    app[KPI_WEIGHTS] = load_weights(s.kpi_weights_path)  # likewise the ranking's weights
     calendar = policy.calendar(
         on_fallback=lambda year: metrics.calendar_fallback.labels(str(year)).set(1)
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
@@ -25,3 +27,5 @@ CONSUMER = web.AppKey("consumer", BatchConsumer)
 STORE = web.AppKey("store", CaseStore)
 TIMERS = web.AppKey("timers", TimerWorker)
 PARKED = web.AppKey("parked", ParkedSweeper)
+#: the KPI ranking's weights (deploy/reference/kpi_weights.csv), read at start
+KPI_WEIGHTS: web.AppKey[Mapping[str, float]] = web.AppKey("kpi_weights")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from services.common import logs
 from services.common.config import ROOT, Settings
-from services.district.kpis import report as kpi_report
+from services.district.kpis import cli as kpi_cli
 from services.ops import deadletters, keys, tokens
 
 
@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("bootstrap", help="migrations, reference data, topics")
     sub.add_parser("district", help="the district centre service")
     sub.add_parser("street", help="the reference street platform service")
-    kpi_report.add_arguments(sub.add_parser("kpis", help="closed-loop KPIs of a period"))
+    kpi_cli.add_arguments(
+        sub.add_parser("kpis", help="closed-loop KPIs of a period, their trend, the ranking")
+    )
     tokens.add_arguments(sub.add_parser("token", help="operator API tokens"))
     keys.add_arguments(sub.add_parser("keys", help="the phone key ring: rotate"))
     deadletters.add_arguments(
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
 
         run(create_street(settings), "street", settings.http_host, settings.street_port)
     elif args.command == "kpis":
-        sys.exit(asyncio.run(kpi_report.main(settings, args)))
+        sys.exit(asyncio.run(kpi_cli.main(settings, args)))
     elif args.command == "token":
         sys.exit(asyncio.run(tokens.main(settings, args)))
     elif args.command == "keys":

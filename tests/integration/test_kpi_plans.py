@@ -1,5 +1,6 @@
 """The KPI reads on a year of record: a day's figures come from range scans over the period
-indexes of deploy/migrations/015_kpi_indexes.sql, not from scanning the record."""
+indexes of deploy/migrations/015_kpi_indexes.sql and 043_kpi_record.sql, not from scanning the
+record."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from services.district.kpis.queries import (
     DUE_TO_CLOSE,
     EVENT_KEYS,
     EVENTS,
+    REPORT_KEYS,
+    ROAD_CHIEF_REPORTS,
     TASK_KEYS,
     TASKS_DISPATCHED,
 )
@@ -23,10 +26,11 @@ AS_OF = datetime.fromisoformat("2026-12-04T12:00:00+08:00")
 HISTORY = """
 INSERT INTO cases (case_no, district_code, source, source_ref, state, category_code,
                    category_name, urgency, title, description, address, received_at, opened_at,
-                   resolve_by, resolved_at, closed_at, closed_on_time, last_seq)
-SELECT 'H-' || n, '310106', 'hotline12345', 'H-' || n, 'closed', '0301', '施工扰民', 'normal',
-       '', '', '', t, t, t + interval '5 days', t + interval '2 days', t + interval '3 days',
-       true, 6
+                   resolve_by, due_by, resolved_at, closed_at, closed_on_time, last_seq)
+SELECT 'H-' || n, '310106',
+       CASE WHEN n % 10 = 0 THEN 'roadchief' ELSE 'hotline12345' END, 'H-' || n,
+       'closed', '0301', '施工扰民', 'normal', '', '', '', t, t, t + interval '5 days',
+       t + interval '5 days', t + interval '2 days', t + interval '3 days', true, 6
 FROM generate_series(1, 20000) AS n, LATERAL (SELECT $1 - n * interval '26 minutes' AS t) x;
 INSERT INTO tasks (task_id, case_no, district_code, unit_code, role, state, dispatched_at,
                    accept_by, first_contact_by, resolve_by, accepted_at, contacted_at, resolved_at)
@@ -49,14 +53,15 @@ ANALYZE cases; ANALYZE tasks; ANALYZE case_events;
 
 
 async def test_a_days_kpis_read_only_that_day(settings: Settings) -> None:
-    """Over a year of record, a day's KPIs are range scans (015_kpi_indexes.sql) and index
+    """Over a year of record, a day's KPIs are range scans (015, 043) and index
     lookups, never a scan of tasks or case_events (joining the day's rows to their cases by
     number is the planner's choice: probes, or a hash of a small case table)."""
     day = ("310106", AS_OF - timedelta(days=1), AS_OF)
     reads = {
-        ("cases_closed_at", "cases_resolve_by"): (DUE_TO_CLOSE, CASE_KEYS, (*day, AS_OF), "$5"),
+        ("cases_closed_at", "cases_due_by"): (DUE_TO_CLOSE, CASE_KEYS, (*day, AS_OF), "$5"),
         ("tasks_dispatched_at",): (TASKS_DISPATCHED, TASK_KEYS, (*day, AS_OF), "$5"),
         ("case_events_kpi",): (EVENTS, EVENT_KEYS, day, "$4"),
+        ("cases_roadchief_opened",): (ROAD_CHIEF_REPORTS, REPORT_KEYS, day, "$4"),
     }
     conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
     try:

@@ -161,17 +161,19 @@ def rate(num: int, den: int) -> dict[str, Any]:
 
 
 EXPECTED_BY_UNIT = {
-    # due to close: A closed on time (extended), B closed late, E open past 12-04 10:00;
-    # C reopened (new deadline 12-09) and H (dispatched at AS_OF) are not due.
+    # due to close: A closed on time (extended), B closed late, E open past 12-04 10:00, and
+    # C: reopened at AS_OF, its reopen task has until 12-09, but the case is judged against
+    # the deadline it was first given (12-04 10:00, passed): open and overdue. H (dispatched
+    # at AS_OF) is not due. Due: A B C E = 4; closed A B; on time A; open overdue C E.
     # tasks: A1 B1 C1 C2 D1 E1 H1; C2 and H1 are still inside their accept/contact deadlines.
     JSGL: {
-        "closure_rate": rate(2, 3),
-        "on_time_closure_rate": rate(1, 3),
+        "closure_rate": rate(2, 4),
+        "on_time_closure_rate": rate(1, 4),
         "first_contact_rate": rate(2, 4),  # A1, C1 of A1 B1 C1 E1 (D1 was returned uncontacted)
         "resolution_rate": rate(2, 3),  # A, B resolved; C not (B's unreachable visit left out)
         "satisfaction_rate": rate(2, 3),
         "rework_rate": rate(1, 3),  # C reopened of A, B, C resolved
-        "extension_rate": rate(1, 3),
+        "extension_rate": rate(1, 4),  # A of A B C E
         "return_rate": rate(1, 7),
         "dispatch_accuracy": rate(6, 7),
         "on_time_accept_rate": rate(2, 5),  # A1, C1 of A1 B1 C1 D1 E1
@@ -198,7 +200,7 @@ async def test_kpis_match_the_scenarios_in_the_api_and_in_prometheus(settings: S
             got = {k: {**v} for k, v in groups[unit]["kpis"].items()}
             for key, figures in expected.items():
                 assert {f: got[key][f] for f in figures} == figures, (unit, key, got[key])
-        assert groups[JSGL]["counts"]["open_overdue"] == 1
+        assert groups[JSGL]["counts"]["open_overdue"] == 2  # C and E
 
         # the same exact closures Prometheus counted
         for unit, on_time, n in ((JSGL, "true", 1), (JSGL, "false", 1), (STHJ, "true", 1)):
@@ -222,6 +224,27 @@ async def test_kpis_match_the_scenarios_in_the_api_and_in_prometheus(settings: S
         assert [g["key"] for g in other["groups"]] == ["hotline12345"]
 
         await _http_metrics_use_route_templates(district)
+        await _backfill_agrees(district.app[POOL])
+
+
+async def _backfill_agrees(pool: asyncpg.Pool) -> None:
+    """043's backfill of cases.due_by from the record gives what the loop kept: A's first
+    deadline moved by its extension (12-07 10:00), C's first (not its reopen's), D's first
+    (not the triage it went back to), and none for a case never dispatched."""
+    kept = {
+        r["case_no"]: r["due_by"] for r in await pool.fetch("SELECT case_no, due_by FROM cases")
+    }
+    migration = (ROOT / "deploy" / "migrations" / "043_kpi_record.sql").read_text()
+    [backfill] = [sql for sql in migration.split(";") if "UPDATE cases c SET due_by" in sql]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE cases SET due_by = NULL")
+        await conn.execute(backfill)
+        again = {
+            r["case_no"]: r["due_by"] for r in await conn.fetch("SELECT case_no, due_by FROM cases")
+        }
+    assert again == kept
+    a = await pool.fetchval("SELECT due_by FROM cases WHERE source_ref = 'KPI-A'")
+    assert a == datetime.fromisoformat(dec(7, 10))
 
 
 async def _http_metrics_use_route_templates(district: Service) -> None:
@@ -257,6 +280,14 @@ async def test_bad_kpi_queries_are_told_why(settings: Settings) -> None:
         ):
             status, body = await district.get(f"/api/v1/kpis?{query}")
             assert (status, body["error"]) == (400, reason), query
+        for path, reason in (
+            ("trend?by=hour&from=2026-11-01&to=2026-12-01", "bad_query"),
+            ("trend?by=day&from=2026-12-01&to=2026-11-01", "bad_period"),
+            ("ranking?kind=officer&from=2026-11-01&to=2026-12-01", "bad_query"),
+            ("ranking?kind=street", "bad_query"),
+        ):
+            status, body = await district.get(f"/api/v1/kpis/{path}")
+            assert (status, body["error"]) == (400, reason), path
 
 
 async def test_cli_prints_the_table(settings: Settings) -> None:

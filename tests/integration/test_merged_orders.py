@@ -9,6 +9,7 @@ from typing import Any
 from contracts import topics
 from services.common.config import Settings
 from services.district.app import create_app as district_app
+from services.district.keys import POOL
 from tests.integration.test_intake import BUREAU, SMOKE, nearby
 from tests.support import (
     ORDERS,
@@ -103,6 +104,17 @@ async def test_a_merged_order_gets_its_own_result_and_its_followup_counts(
 
         await wait_until(two_visits, "every visit recorded")
         assert [m for m in await t.read(topics.DEADLETTER)] == []
+        # the record per order (KPIs): each order its own last visit, the case's contact and
+        # outcome (no outcome sent: solved)
+        rows = await district.app[POOL].fetch(
+            "SELECT order_no, first_contact, outcome, satisfaction, citizen_resolved"
+            " FROM order_record WHERE case_no = $1 ORDER BY order_no",
+            no,
+        )
+        assert [tuple(r) for r in rows] == [
+            ("HL-DUP-1", True, "solved", "satisfied", True),
+            (SMOKE, True, "solved", "satisfied", True),
+        ]
 
 
 async def test_merged_orders_are_returned_when_the_case_is_rejected_or_withdrawn(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date, timedelta
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,8 @@ from services.common.auth import Role
 from services.common.config import Settings
 from services.district.app import create_app as district_app
 from services.district.kpis.queries import DIMENSIONS
+from services.district.kpis.ranking import RankKind
+from services.district.kpis.trend import Step
 from services.street.app import create_app as street_app
 from tests.integration.test_api_roles import BIKES, BIKES_UNIT, FUMES, FUMES_UNIT
 from tests.support import Service, Topics, dispatched, running, wait_until
@@ -21,6 +24,9 @@ from tests.support import Service, Topics, dispatched, running, wait_until
 PERIOD = "from=2000-01-01&to=2100-01-01"
 #: routes that read a period (answered 400 without one)
 PERIODIC = ("/api/v1/kpis/exceptions", "/api/v1/exceptions")
+#: the trend's period: days around today (a trend answers at most 400 buckets)
+_TODAY = date.today()
+RECENT = f"from={_TODAY - timedelta(days=40)}&to={_TODAY + timedelta(days=2)}"
 UNIT_OF = {Role.STREET_OPERATOR: [BIKES_UNIT], Role.DEPARTMENT_OPERATOR: [FUMES_UNIT]}
 
 
@@ -58,6 +64,10 @@ def requests(doc: dict[str, Any], fill: dict[str, str]) -> list[tuple[str, str]]
                 out += [("GET", f"{path}?by={by}&{PERIOD}") for by in DIMENSIONS]
             elif path in PERIODIC:
                 out.append((method.upper(), f"{path}?{PERIOD}"))
+            elif path == "/api/v1/kpis/trend":
+                out += [("GET", f"{path}?by={step}&{RECENT}") for step in Step]
+            elif path == "/api/v1/kpis/ranking":
+                out += [("GET", f"{path}?kind={kind}&{PERIOD}") for kind in RankKind]
             else:
                 out.append((method.upper(), path))
     return out
@@ -144,3 +154,20 @@ async def test_a_unit_tokens_kpis_hold_only_its_unit(settings: Settings) -> None
             assert status == 200 and sum(g["counts"]["dispatched"] for g in body["groups"]) == 1, (
                 json.dumps(body, ensure_ascii=False)
             )
+
+        # the trend: the street's own figures per bucket, the district's beside them
+        status, trend = await street.get(f"/api/v1/kpis/trend?by=week&{RECENT}")
+        assert status == 200 and trend["scope"] == {"unit": BIKES_UNIT}, trend
+        assert sum(b["counts"]["dispatched"] for b in trend["buckets"]) == 1
+        assert sum(b["district_total"]["counts"]["dispatched"] for b in trend["buckets"]) == 2
+        # the ranking: its own row only (of the 14 streets ranked); a department token asking
+        # for the streets' ranking sees no row
+        status, ranking = await street.get(f"/api/v1/kpis/ranking?kind=street&{PERIOD}")
+        assert status == 200, ranking
+        assert [r["key"] for r in ranking["items"]] == [BIKES_UNIT]
+        assert ranking["ranked"] == 14 and ranking["items"][0]["volume"] == 1
+        department = await district.as_role(Role.DEPARTMENT_OPERATOR, FUMES_UNIT)
+        status, ranking = await department.get(f"/api/v1/kpis/ranking?kind=street&{PERIOD}")
+        assert status == 200 and ranking["items"] == [], ranking
+        status, whole = await district.get(f"/api/v1/kpis/ranking?kind=department&{PERIOD}")
+        assert FUMES_UNIT in [r["key"] for r in whole["items"]], whole

@@ -38,6 +38,7 @@ def test_every_kpi_of_the_domain_in_its_order() -> None:
         "退单率",
         "派遣准确率",
         "按时签收率",
+        "自处置率",
     ]
     assert [k.key for k in compute(Counts())] == list(KEYS)
 
@@ -77,6 +78,7 @@ def test_on_time_closure_counts_late_cases_still_open() -> None:
         ("return_rate", Counts(returned=3, dispatched=30), 3, 30),
         ("dispatch_accuracy", Counts(accurate=26, dispatched=30), 26, 30),
         ("on_time_accept_rate", Counts(accepted_on_time=12, accept_decided=16), 12, 16),
+        ("self_handled_rate", Counts(self_handled=3, roadchief_reports=4), 3, 4),
     ],
 )
 def test_each_formula(key: str, counts: Counts, numerator: int, denominator: int) -> None:

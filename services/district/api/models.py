@@ -58,8 +58,18 @@ class PeriodQuery(_Query):
     to: date
 
 
+class KpiTrendQuery(PeriodQuery):
+    by: Literal["day", "week", "month"] = Field(
+        default="day", description="Shanghai calendar days, ISO weeks or months (at most 400)"
+    )
+
+
 class LedgerQuery(PeriodQuery):
     limit: int = Field(default=100, ge=1, le=1000)
+
+
+class KpiRankingQuery(PeriodQuery):
+    kind: Literal["street", "department"] = "street"
 
 
 class CaseSummary(BaseModel):

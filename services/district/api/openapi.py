@@ -15,6 +15,8 @@ from services.district.api.models import (
     CaseQuery,
     EventsQuery,
     KpiQuery,
+    KpiRankingQuery,
+    KpiTrendQuery,
     LedgerQuery,
     PeriodQuery,
     PhoneRevealed,
@@ -115,10 +117,28 @@ def operations() -> list[Op]:
         ),
         Op(
             "GET",
+            "/api/v1/kpis/trend",
+            "each KPI per day, week or month of a period (a unit token: its own, and the"
+            " district's totals)",
+            Object,
+            query=KpiTrendQuery,
+            errors=(400, 401),
+        ),
+        Op(
+            "GET",
             "/api/v1/exceptions",
             "the exception ledger of a period, newest first: kind, decision, approver, reason",
             Object,
             query=LedgerQuery,
+            errors=(400, 401),
+        ),
+        Op(
+            "GET",
+            "/api/v1/kpis/ranking",
+            "streets or departments ranked on the weighted score (kpi_weights.csv; a unit"
+            " token: its own row)",
+            Object,
+            query=KpiRankingQuery,
             errors=(400, 401),
         ),
         Op(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.common import Urgency
@@ -113,6 +113,9 @@ class CaseRec:
     waiting_stage: str | None = None
     waiting_since: datetime | None = None
     waiting_due: datetime | None = None
+    #: the resolve deadline the case was first given, moved only by an approved extension
+    #: (and the time it was parked): what the KPIs judge "due" and "on time" against
+    due_by: datetime | None = None
     tasks: list[TaskRec] = field(default_factory=list)
     #: the other 12345 orders this case answers (并案: joined reports, merged cases)
     merged_orders: list[str] = field(default_factory=list)
@@ -125,6 +128,11 @@ class CaseRec:
 
     def task(self, task_id: str) -> TaskRec | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def move_due(self, by: timedelta) -> None:
+        """An approved extension (or the time parked) moves the first deadline by as much."""
+        if self.due_by is not None and by > timedelta(0):
+            self.due_by += by
 
     def active_tasks(self) -> list[TaskRec]:
         return [t for t in self.tasks if t.active]

@@ -61,6 +61,7 @@ CASES = Table(
         "waiting_stage": "text",
         "waiting_since": _TS,
         "waiting_due": _TS,
+        "due_by": _TS,
     },
     "cases_row",
 )
@@ -90,6 +91,7 @@ MUTABLE_CASE = (
     "waiting_stage",
     "waiting_since",
     "waiting_due",
+    "due_by",
 )
 TASKS = Table(
     "tasks",

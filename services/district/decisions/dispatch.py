@@ -72,6 +72,8 @@ class Dispatch:
         }
         if role is TaskRole.LEAD:
             case.resolve_by = d.resolve_by
+            # a re-dispatch or reopen gets its own deadline; the KPIs keep the first one
+            case.due_by = case.due_by or d.resolve_by
         if event is None:
             event = Event.REOPENED if reopened else Event.DISPATCHED
         if role is TaskRole.LEAD or event is Event.JOINT_DISPATCHED:

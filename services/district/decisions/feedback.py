@@ -10,7 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from contracts.hotline import ReplyKind
-from contracts.tasks import FeedbackAction, TaskFeedback, TaskKind, TaskReason, TaskRole
+from contracts.tasks import (
+    FeedbackAction,
+    ResolveOutcome,
+    TaskFeedback,
+    TaskKind,
+    TaskReason,
+    TaskRole,
+)
 from services.district.cases import messages
 from services.district.cases.lifecycle import Event, TaskState
 from services.district.cases.model import CaseRec, Changes, EventRec, TaskRec
@@ -91,6 +98,7 @@ class UnitFeedback:
         task.state, task.resolved_at, task.summary = TaskState.RESOLVED, at, fb.result.summary
         data = {
             "resolved": fb.result.resolved,
+            "outcome": fb.result.outcome or ResolveOutcome.SOLVED,  # 解决 or 解释说明
             "summary": fb.result.summary,
             "feedback_id": fb.feedback_id,
             "task_id": task.task_id,

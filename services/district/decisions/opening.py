@@ -115,7 +115,16 @@ class Opening:
             lat=lat,
             street_code=placed.street_code,
         )
-        self._open(case, now, ch, {"category_matched": matched, "road_chief": report.road_chief.id})
+        self._open(
+            case,
+            now,
+            ch,
+            {
+                "category_matched": matched,
+                "road_chief": report.road_chief.id,
+                "road_chief_unit": report.road_chief.unit_code,  # whose 自处置率 it counts in
+            },
+        )
         if placed.not_ours:  # far outside: kept for triage, counted as such
             placed = replace(placed, not_ours=False, outcome=TRIAGE)
         self.record_edge(case, placed, now, ch)

@@ -57,9 +57,10 @@ class Operator:
         )
         before = task.deadlines()
         self.log.waits.extension_decided(case, task, ch)
-        task.resolve_by = min(until, longest)
+        moved, task.resolve_by = task.resolve_by, min(until, longest)
         if task.role == TaskRole.LEAD:
             case.resolve_by = task.resolve_by
+            case.move_due(task.resolve_by - moved)  # the time the extension granted
         self.log.arm(case, task, ch)
         data = {
             "task_id": task_id,
@@ -184,12 +185,13 @@ class Operator:
         """The parked case resumes where its work stood, each task with the time it had left."""
         data: dict[str, object] = {"reason": reason}
         for task in [t for t in case.tasks if t.state == TaskState.PARKED]:
-            before = task.deadlines()
+            before, moved = task.deadlines(), task.resolve_by
             task.state = task.resume_state()
             self._resume_clock(case, task, now)
             if task.role is TaskRole.LEAD:
                 data.update(deadlines_before=before, deadlines_after=task.deadlines())
                 case.resolve_by = task.resolve_by
+                case.move_due(task.resolve_by - moved)  # parking stopped the clock
             self.log.arm(case, task, ch)
             ch.touch(case, task)
         case.parked_at = None

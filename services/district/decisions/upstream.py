@@ -101,8 +101,10 @@ class Upstream:
         event: Event = Event.CLOSED,
         actor: str = "hotline12345",
     ) -> None:
-        """Close the case, on time when it was resolved by its deadline."""
-        on_time = bool(case.resolved_at and case.resolve_by and case.resolved_at <= case.resolve_by)
+        """Close the case, on time when it was resolved by the deadline it was first given
+        (moved only by an approved extension: a reopen or re-dispatch does not restart it)."""
+        due = case.due_by or case.resolve_by
+        on_time = bool(case.resolved_at and due and case.resolved_at <= due)
         case.closed_at, case.closed_on_time = now, on_time
         data = {"on_time": on_time}
         self.log.transition(case, event, now, actor, ch, unit_code=unit, data=data)

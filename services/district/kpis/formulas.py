@@ -38,6 +38,10 @@ class Counts:
     contacted_on_time: int = 0
     returned: int = 0  # 退单
     accurate: int = 0  # neither returned nor re-dispatched to another unit
+    # road-chief reports opened in the period, and those handled on the spot (自处置): not
+    # dispatched work, so outside every figure above
+    roadchief_reports: int = 0
+    self_handled: int = 0
 
     @property
     def due_to_close(self) -> int:
@@ -91,6 +95,8 @@ FORMULAS: tuple[tuple[str, str, _Part, _Part], ...] = (
     ("return_rate", "退单率", lambda c: c.returned, lambda c: c.dispatched),
     ("dispatch_accuracy", "派遣准确率", lambda c: c.accurate, lambda c: c.dispatched),
     ("on_time_accept_rate", "按时签收率", lambda c: c.accepted_on_time, lambda c: c.accept_decided),
+    # 自处置数 is its numerator
+    ("self_handled_rate", "自处置率", lambda c: c.self_handled, lambda c: c.roadchief_reports),
 )
 KEYS = tuple(key for key, *_ in FORMULAS)
 

@@ -1,20 +1,15 @@
-"""The KPI report: the period asked for, its JSON shape (API) and its table (`cityops kpis`)."""
+"""The KPI report: the period asked for, its JSON shape (API) and its table (`cityops kpis`).
+Pure."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import unicodedata
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
-from services.common.config import Settings
 from services.district.kpis import formulas as kpis
-from services.district.kpis import queries as kpi_queries
-from services.district.kpis.queries import DIMENSIONS, Gathered
+from services.district.kpis.queries import Gathered
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -68,17 +63,17 @@ def to_json(
         "as_of": result.as_of.isoformat(),
         "scope": {"unit": unit} if unit else {"district": True},
         "groups": [
-            {"key": key, "name": result.names.get(key, ""), **_figures(counts)}
+            {"key": key, "name": result.names.get(key, ""), **figures(counts)}
             for key, counts in result.groups.items()
         ],
-        "total": _figures(kpis.total(result.groups)),
+        "total": figures(kpis.total(result.groups)),
     }
     if district is not None:
-        body["district_total"] = _figures(district)
+        body["district_total"] = figures(district)
     return body
 
 
-def _figures(counts: kpis.Counts) -> dict[str, Any]:
+def figures(counts: kpis.Counts) -> dict[str, Any]:
     return {
         "counts": counts.as_dict(),
         "kpis": {k.key: k.as_dict() for k in kpis.compute(counts)},
@@ -93,22 +88,28 @@ def render_table(result: Gathered, by: str, start: datetime, end: datetime) -> s
     header = [by, "name", *(name for _, name, *_ in kpis.FORMULAS)]
     rows = [header]
     for key, counts in result.groups.items():
-        rows.append([key, result.names.get(key, ""), *map(_cell, kpis.compute(counts))])
-    rows.append(["total", "", *map(_cell, kpis.compute(kpis.total(result.groups)))])
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(header))]
+        rows.append([key, result.names.get(key, ""), *map(cell, kpis.compute(counts))])
+    rows.append(["total", "", *map(cell, kpis.compute(kpis.total(result.groups)))])
     title = (
         f"closed-loop KPIs by {by}, [{start.isoformat()}, {end.isoformat()}),"
         f" as of {result.as_of.astimezone(SHANGHAI).isoformat(timespec='seconds')}"
     )
-    lines = [title, ""]
+    return "\n".join([title, "", *aligned(rows, left=2)])
+
+
+def aligned(rows: list[list[str]], left: int) -> list[str]:
+    """The rows' cells in columns (CJK characters take two); the first `left` columns are
+    aligned left, the others right."""
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
     for row in rows:
         pairs = enumerate(zip(row, widths, strict=True))
-        cells = [_pad(text, width, left=i < 2) for i, (text, width) in pairs]
+        cells = [_pad(text, width, left=i < left) for i, (text, width) in pairs]
         lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return lines
 
 
-def _cell(kpi: kpis.Kpi) -> str:
+def cell(kpi: kpis.Kpi) -> str:
     value = "–" if kpi.value is None else f"{kpi.value:.1%}"
     return f"{value} {kpi.numerator}/{kpi.denominator}"
 
@@ -121,35 +122,3 @@ def _width(text: str) -> int:
 def _pad(text: str, width: int, *, left: bool) -> str:
     fill = " " * (width - _width(text))
     return text + fill if left else fill + text
-
-
-# -- `cityops kpis` ----------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--by", choices=DIMENSIONS, default="unit", help="group by (unit)")
-    parser.add_argument("--from", dest="start", required=True, help="YYYY-MM-DD, included")
-    parser.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD, excluded")
-
-
-async def main(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the table for the period; 2 on a bad period or no database configured."""
-    try:
-        start, end = parse_period(args.start, args.end)
-    except BadPeriod as exc:
-        print(f"cityops kpis: {exc}", file=sys.stderr)
-        return 2
-    if not settings.database_url:
-        print(
-            "cityops kpis: set CITYOPS_DATABASE_URL (`make run` prints the embedded one)",
-            file=sys.stderr,
-        )
-        return 2
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        now = datetime.now(UTC)
-        result = await kpi_queries.gather(conn, settings.district_code, args.by, start, end, now)
-    finally:
-        await conn.close()
-    print(render_table(result, args.by, start, end))
-    return 0
