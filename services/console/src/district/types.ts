@@ -35,7 +35,26 @@ export interface Queues {
   open: { unit_code: string; state: string; n: number }[];
   overdue: { unit_code: string; stage: string; n: number }[];
   waiting_for_triage: number;
+  /** returns and co-units to replace waiting for the district, oldest first */
+  decisions: PendingDecision[];
   as_of: string;
+}
+
+/** A return (退单) waiting for the district's decision (`POST .../return-decision`): a lead
+ * unit's (`return`) or a co-unit's (`replace_co_unit`: replace it, dismiss it or refuse). */
+export interface PendingDecision {
+  kind: "return" | "replace_co_unit";
+  case_no: string;
+  task_id: string;
+  unit_code: string;
+  return_reason: string | null;
+  since: string | null;
+}
+
+/** Each exception path's share of a period (GET /api/v1/kpis/exceptions). */
+export interface ExceptionShares {
+  dispatched: number;
+  kinds: { kind: string; granted: number; refused: number; share: number | null }[];
 }
 
 export interface DueTask {
