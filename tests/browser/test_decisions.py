@@ -88,8 +88,10 @@ async def test_a_return_is_approved_to_another_unit_and_a_co_unit_added_in_the_d
         approval = drawer.locator(".timeline li", has_text="退单批准")
         await approval.filter(has_text="油烟点位在天目西路辖区").wait_for(timeout=STEP_MS)
         assert await drawer.locator("[data-action=return-decision]").count() == 0
-        shares = page.locator("[data-testid=exception-shares] tr[data-kind=return]")
-        await shares.get_by_test_id("granted").filter(has_text="1").wait_for(timeout=KPI_MS)
+        shares = page.get_by_test_id("exception-shares")
+        await shares.locator("[data-testid=granted] td[data-kind=return]", has_text="1").wait_for(
+            timeout=KPI_MS
+        )
 
         # add a co-unit: the unit already holding the lead task is refused by the API, shown
         await drawer.locator("[data-action=add-co-units]").click()
@@ -168,6 +170,8 @@ async def test_a_co_units_return_is_replaced_and_a_lead_return_refused_in_the_dr
         await panel.filter(has_text="暂无待决事项").wait_for(timeout=STEP_MS)
         refused = drawer.locator(".timeline li", has_text="退单未批准")
         await refused.filter(has_text="油烟污染属生态环境局职责").wait_for(timeout=STEP_MS)
-        shares = page.locator("[data-testid=exception-shares] tr[data-kind=return]")
-        await shares.get_by_test_id("refused").filter(has_text="1").wait_for(timeout=KPI_MS)
+        shares = page.get_by_test_id("exception-shares")
+        await shares.locator("[data-testid=refused] td[data-kind=return]", has_text="1").wait_for(
+            timeout=KPI_MS
+        )
         await shot(page, "console-district-return-refused")
