@@ -2,7 +2,9 @@
 task feedback, waits in the decisions panel; the supervisor opens it, approves it to another
 unit in the drawer; the panel empties, the timeline shows the approval, the new unit gets
 the task and the month's return share counts it; then a co-unit is added through the drawer
-(after the API's refusal of a unit already holding a task is shown) and gets its task."""
+(after the API's refusal of a unit already holding a task is shown) and gets its task. Also:
+a co-unit's return replaced, a lead's refused (a reason required); a return sent where
+routing suggests, a co-unit's dismissed."""
 
 from __future__ import annotations
 
@@ -175,3 +177,58 @@ async def test_a_co_units_return_is_replaced_and_a_lead_return_refused_in_the_dr
             timeout=KPI_MS
         )
         await shot(page, "console-district-return-refused")
+
+
+async def test_a_return_sent_where_routing_suggests_and_a_co_unit_dismissed(
+    settings: Settings, browser: Any
+) -> None:
+    async with (
+        running(district_app(settings)) as district,
+        Topics(settings) as t,
+        closing_pages(browser),
+    ):
+        page = await browser.new_page()
+        await sign_in(page, district)
+        panel, drawer = page.get_by_test_id("decisions"), page.get_by_test_id("drawer")
+        lead = await dispatched(t, SMOKE, BUREAU)
+        no = lead["case_no"]
+        added = {"co_units": [TIANMU], "actor": "sup-1", "reason": "联勤联动"}
+        status, body = await district.post(f"/api/v1/cases/{no}/add-co-units", added)
+        assert status == 200, body
+        co = await assigned(t, TIANMU, no)
+
+        # the lead's return approved without a unit: where routing suggests (the category's
+        # other owner for not_our_duty, 南京西路)
+        now = datetime.now(SHANGHAI)
+        back = task_feedback(lead, "return", now, reason="not_our_duty")
+        await t.publish(topics.TASK_FEEDBACK, lead["task_id"], back)
+        await panel.locator(f"li[data-case='{no}'][data-kind=return]").click(timeout=STEP_MS)
+        await drawer.locator("[data-action=return-decision]").click()
+        assert await drawer.get_by_test_id("redispatch-unit").input_value() == ""  # 按路由建议
+        await drawer.locator("textarea").fill("确非生态环境局职责")
+        await submit(drawer, "退单审批：已提交")
+        again = await assigned(t, NANJING, no)
+        assert again["role"] == "lead"
+        await panel.filter(has_text="暂无待决事项").wait_for(timeout=STEP_MS)
+
+        # the co-unit's return, dismissed: its task withdrawn (return taken), no replacement
+        back = task_feedback(co, "return", now, reason="not_our_territory")
+        await t.publish(topics.TASK_FEEDBACK, co["task_id"], back)
+        row = panel.locator(f"li[data-case='{no}'][data-kind=replace_co_unit]")
+        await row.click(timeout=STEP_MS)
+        await drawer.locator("[data-action=return-decision]").click()
+        await drawer.locator("[data-verdict=dismiss]").check()
+        assert await drawer.get_by_test_id("redispatch-unit").count() == 0
+        await drawer.locator("textarea").fill("无需协办")
+        await submit(drawer, "退单审批：已提交")
+        [taken] = await t.wait_for(
+            topics.task_topic(TIANMU),
+            lambda m: m["kind"] == "withdrawn" and m["case_no"] == no,
+            "the co-unit's return taken",
+        )
+        assert taken["task_id"] == co["task_id"] and taken["reason"] == "returned"
+        dismissed = drawer.locator(".timeline li", has_text="协办退单批准")
+        await dismissed.filter(has_text="撤销该协办").wait_for(timeout=STEP_MS)
+        await panel.filter(has_text="暂无待决事项").wait_for(timeout=STEP_MS)
+        tasks = (await case_record(district, no))["tasks"]
+        assert [x["unit_code"] for x in tasks if x["role"] == "co"] == [TIANMU]  # no other

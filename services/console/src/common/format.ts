@@ -45,6 +45,12 @@ export const TASK_REASON: Record<string, string> = {
   return_refused: "退单未批准",
 };
 
+/** What waits for the district's decision (`decisions` of the queues). */
+export const DECISION_KIND: Record<string, string> = {
+  return: "退单",
+  replace_co_unit: "协办退单",
+};
+
 /** The kinds of the exception ledger (异常流程). */
 export const EXCEPTION_KIND: Record<string, string> = {
   return: "退单",
