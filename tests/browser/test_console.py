@@ -5,7 +5,6 @@ its own unit only. Screenshots go to tests/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +18,9 @@ import pytest
 from contracts import topics
 from services.common.auth import Role
 from services.common.config import Settings
-from services.common.static import DIST
 from services.district.app import create_app as district_app
 from services.district.keys import POOL
 from services.street.app import create_app as street_app
-from tests.chromium import ARGS, chromium, fresh_profile
 from tests.support import Service, Topics, running, samples
 
 playwright = pytest.importorskip("playwright.async_api", reason="playwright is a dev extra")
@@ -38,31 +35,6 @@ STEP_MS = 15_000
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """A fresh Chromium profile at 1920×1080 (Debian's chromium, driven by Playwright)."""
-    if not (DIST / "district.html").is_file():
-        pytest.skip("the console is not built: `make console` (needs npm)")
-    executable = chromium()
-    profile = fresh_profile()
-    async with playwright.async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=executable,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1920, "height": 1080},
-            locale="zh-CN",
-            timezone_id="Asia/Shanghai",
-        )
-        try:
-            yield context
-        finally:
-            await context.close()  # (the tests close their pages first: open streams would
-            # hold a service's shutdown)
-            shutil.rmtree(profile, ignore_errors=True)
 
 
 @asynccontextmanager

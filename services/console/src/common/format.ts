@@ -32,6 +32,37 @@ export const STAGE: Record<string, string> = {
   extension_decision: "延期审批",
 };
 
+/** A unit's return reason (退单理由), as the street desk offers them. */
+export const RETURN_REASON: Record<string, string> = {
+  not_our_territory: "非本辖区",
+  not_our_duty: "非本单位职责",
+  duplicate: "重复件",
+  invalid: "无效诉求",
+  other: "其他",
+};
+
+/** Why a unit's task was withdrawn or handed back (`withdrawn` / `updated` reasons). */
+export const TASK_REASON: Record<string, string> = {
+  returned: "退单已收到",
+  escalated: "上报已收到",
+  lead_resolved: "主办已办结，协办撤回",
+  return_refused: "退单未批准",
+};
+
+/** What waits for the district's decision (`decisions` of the queues). */
+export const DECISION_KIND: Record<string, string> = {
+  return: "退单",
+  replace_co_unit: "协办退单",
+};
+
+/** The kinds of the exception ledger (异常流程). */
+export const EXCEPTION_KIND: Record<string, string> = {
+  return: "退单",
+  extension: "延期",
+  parking: "缓办",
+  cancellation: "作废",
+};
+
 export const EVENT: Record<string, string> = {
   opened: "立案",
   dispatched: "派遣",
@@ -54,7 +85,15 @@ export const EVENT: Record<string, string> = {
   rerouted: "地点变更改派",
   followed_up: "回访",
   joint_dispatched: "联合派遣",
-  co_reported: "重复上报",
+  co_reported: "协办反馈",
+  co_reported_late: "协办逾时反馈（已不影响案件）",
+  co_dispatched: "协办派遣",
+  co_units_added: "增派协办",
+  return_approved: "退单批准",
+  return_refused: "退单未批准",
+  co_return_approved: "协办退单批准",
+  co_return_refused: "协办退单未批准",
+  reclassified: "改类",
   extension_approved: "延期批准",
   extension_refused: "延期驳回",
   supervised: "督办",

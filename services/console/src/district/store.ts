@@ -11,6 +11,7 @@ import type {
   CasePoint,
   CaseSummary,
   Deadlines,
+  ExceptionShares,
   ExtensionRequest,
   GeoJson,
   Hotspot,
@@ -37,6 +38,8 @@ export const state = reactive({
   ticker: [] as CaseEvent[],
   today: null as KpiReport | null,
   month: null as KpiReport | null,
+  /** this month's exception shares (退单, 延期, 缓办, 作废 granted over tasks dispatched) */
+  exceptionShares: null as ExceptionShares | null,
   trend: [] as TrendDay[],
   hotspots: [] as Hotspot[],
   link: "connecting" as LinkState,
@@ -111,12 +114,13 @@ async function loadDeadlines(): Promise<void> {
 async function loadKpis(): Promise<void> {
   const today = shanghaiDay();
   const [from, to] = shanghaiMonth();
-  const [day, month, trend] = await Promise.all([
+  const [day, month, trend, exceptionShares] = await Promise.all([
     getJson<KpiReport>(`/api/v1/kpis?by=source&from=${today}&to=${shanghaiDay(1)}`),
     getJson<KpiReport>(`/api/v1/kpis?by=source&from=${from}&to=${to}`),
     getJson<{ days: TrendDay[] }>("/api/v1/trend?days=14"),
+    getJson<ExceptionShares>(`/api/v1/kpis/exceptions?from=${from}&to=${to}`),
   ]);
-  Object.assign(state, { today: day, month, trend: trend.days });
+  Object.assign(state, { today: day, month, trend: trend.days, exceptionShares });
 }
 
 const refreshBoard = coalesce(() => Promise.all([loadQueues(), loadPending()]).then(), 300);

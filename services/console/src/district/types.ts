@@ -38,6 +38,8 @@ export interface Queues {
   /** the decisions the district owes (triage, escalation, extension), nearest due first */
   waiting: WaitingItem[];
   waiting_for_triage: number;
+  /** returns and co-units to replace waiting for the district, oldest first */
+  decisions: PendingDecision[];
   as_of: string;
 }
 
@@ -51,6 +53,23 @@ export interface WaitingItem {
   since: string;
   due_at: string;
   overdue: boolean;
+}
+
+/** A return (退单) waiting for the district's decision (`POST .../return-decision`): a lead
+ * unit's (`return`) or a co-unit's (`replace_co_unit`: replace it, dismiss it or refuse). */
+export interface PendingDecision {
+  kind: "return" | "replace_co_unit";
+  case_no: string;
+  task_id: string;
+  unit_code: string;
+  return_reason: string | null;
+  since: string | null;
+}
+
+/** Each exception path's share of a period (GET /api/v1/kpis/exceptions). */
+export interface ExceptionShares {
+  dispatched: number;
+  kinds: { kind: string; granted: number; refused: number; share: number | null }[];
 }
 
 export interface DueTask {
