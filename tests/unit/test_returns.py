@@ -81,6 +81,17 @@ def test_a_joint_case_resolves_with_its_lead_and_withdraws_the_co_units() -> Non
     assert case.tasks[1].role is TaskRole.CO and case.tasks[1].state is TaskState.WITHDRAWN
 
 
+def test_a_co_units_return_does_not_count_as_the_cases_return() -> None:
+    """A co-unit handing its part back leaves the lead's routing as it was: the lead's first
+    return still goes where routing suggests (a second would go to an operator)."""
+    case = _case(CaseState.ACCEPTED, TaskState.ACCEPTED, TaskState.ACCEPTED)
+    _apply(case, "C-T2", DEPT, "return", reason="not_our_duty")
+    assert case.tasks[1].state is TaskState.RETURNED and case.state is CaseState.ACCEPTED
+    assert case.returns == 0
+    _apply(case, "C-T1", STREET, "return", reason="not_our_territory")
+    assert case.returns == 1 and case.state is CaseState.RETURNED
+
+
 def test_each_exception_share_is_granted_over_dispatched() -> None:
     counts = {
         ("return", "approved"): 2,

@@ -104,6 +104,7 @@ class CaseRec:
     closed_on_time: bool | None = None
     last_seq: int = 0
     supervised: bool = False
+    #: times its lead task was returned (a second return goes to an operator, routing.rules)
     returns: int = 0
     #: when a task was first due after the municipal due time (it had passed): missed
     municipal_missed_at: datetime | None = None

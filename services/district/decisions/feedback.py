@@ -147,9 +147,10 @@ class UnitFeedback:
         routing rule re-dispatches returns by itself; a co-unit's waits as "replace co-unit"."""
         assert fb.reason is not None
         task.state, task.return_reason = TaskState.RETURNED, fb.reason.value
-        case.returns += 1
+        lead = task.role == TaskRole.LEAD
+        case.returns += lead  # a co-unit's return does not count towards the lead's routing
         self._unit_event(case, task, Event.RETURNED, fb, at, ch, {"reason": fb.reason.value})
-        if task.role == TaskRole.LEAD and self.returns.auto(case):
+        if lead and self.returns.auto(case):
             self.returns.take_automatically(case, task, at, ch)
 
     def _escalate(
