@@ -7,7 +7,7 @@ district's task rows, independently of the code under test. Pure.
   stage was done, or the task had left its unit);
 - overdue shares: per stage, the cases with the stage owed and the share of them where a task
   did it late (or had not done it by the end, its deadline passed); the district's own stages
-  (triage, escalation decision, extension decision) from the case events and the policy.
+  (triage, escalation, return and extension decisions) from the case events and the policy.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from datetime import datetime
 
 from contracts.common import Urgency
 from contracts.events import CaseEvent
-from services.district.cases.lifecycle import AT_DISTRICT, CaseState, Event
-from services.district.deadlines.policy import DeadlinePolicy, Duration, is_natural
+from services.district.cases.lifecycle import CaseState, Event
+from services.district.deadlines.policy import DeadlinePolicy
+from services.district.deadlines.waits import WAITING, DistrictStage, decide_by
 from services.district.deadlines.workcal import WorkCalendar
 from simulation.ledger import STAGES, TaskSeen
 
@@ -154,36 +155,26 @@ def district_shares(
     calendar: WorkCalendar,
     end: datetime,
 ) -> dict[str, Share]:
-    """The district's own stages: a case waiting in triage (or returned to it) or escalated,
-    and a unit's extension request, each against the policy's deadline for it."""
-    waits = _district_waits(events)
-    owed: dict[str, int] = {"triage": 0, "escalation_decision": 0, "extension_decision": 0}
+    """The district's own stages: a case waiting in triage, for an escalation's or a return's
+    decision, and a unit's extension request, each against the policy's deadline for it."""
+    owed = dict.fromkeys((s.value for s in DistrictStage), 0)
     late = dict.fromkeys(owed, 0)
-    for stage, case_no, start, stop in waits:
+    for stage, case_no, start, stop in _district_waits(events):
         urg = urgency.get(case_no, Urgency.NORMAL)
-        duration = _district_duration(policy, stage, urg)
-        deadline = duration.after(start, calendar, is_natural(urg))
+        deadline = decide_by(policy, calendar, stage, urg, start)
         owed[stage] += 1
         late[stage] += (stop or end) > deadline
     return {stage: Share(owed[stage], late[stage]) for stage in owed}
 
 
-def _district_duration(policy: DeadlinePolicy, stage: str, urgency: Urgency) -> Duration:
-    if stage == "triage":
-        return policy.triage(urgency)
-    if stage == "escalation_decision":
-        return policy.escalation_decision(urgency)
-    return policy.extension_decision
-
-
 def _district_waits(
     events: Iterable[CaseEvent],
-) -> list[tuple[str, str, datetime, datetime | None]]:
-    """(stage, case, since, until or None) of every wait for a district decision: a case at
-    the district until it leaves (its first state there names the stage), an extension
-    request until it is decided or its task is done with."""
-    waits: list[tuple[str, str, datetime, datetime | None]] = []
-    open_wait: dict[str, tuple[str, datetime]] = {}
+) -> list[tuple[DistrictStage, str, datetime, datetime | None]]:
+    """(stage, case, since, until or None) of every wait for a district decision: a case in
+    a state the district decides (the service's `waits.WAITING`) until it leaves that state,
+    an extension request until it is decided or its task is done with."""
+    waits: list[tuple[DistrictStage, str, datetime, datetime | None]] = []
+    open_wait: dict[str, tuple[DistrictStage, datetime]] = {}
     requests: dict[str, tuple[str, datetime]] = {}  # task id -> (case, requested at)
     for ev in sorted(events, key=lambda e: (e.case_no, e.seq)):
         task_id = str(ev.data.get("task_id", ""))
@@ -191,18 +182,20 @@ def _district_waits(
             requests.setdefault(task_id, (ev.case_no, ev.at))
         elif ev.type in _ENDS_REQUEST and task_id in requests:
             case_no, since = requests.pop(task_id)
-            waits.append(("extension_decision", case_no, since, ev.at))
-        at_district = ev.to_state in AT_DISTRICT
-        if ev.case_no in open_wait and not at_district:
-            stage, since = open_wait.pop(ev.case_no)
-            waits.append((stage, ev.case_no, since, ev.at))
-        elif at_district and ev.case_no not in open_wait:
-            stage = "escalation_decision" if ev.to_state == CaseState.ESCALATED else "triage"
+            waits.append((DistrictStage.EXTENSION_DECISION, case_no, since, ev.at))
+        stage = WAITING.get(CaseState(ev.to_state)) if ev.to_state in _STATES else None
+        if ev.case_no in open_wait and open_wait[ev.case_no][0] is not stage:
+            was, since = open_wait.pop(ev.case_no)
+            waits.append((was, ev.case_no, since, ev.at))
+        if stage is not None and ev.case_no not in open_wait:
             open_wait[ev.case_no] = (stage, ev.at)
     waits += [(stage, case_no, since, None) for case_no, (stage, since) in open_wait.items()]
-    waits += [("extension_decision", c, since, None) for c, since in requests.values()]
+    extension = DistrictStage.EXTENSION_DECISION
+    waits += [(extension, c, since, None) for c, since in requests.values()]
     return waits
 
+
+_STATES = frozenset(s.value for s in CaseState)
 
 #: what ends a wait for an extension decision: the decision, or the task done with
 _ENDS_REQUEST = frozenset(

@@ -148,7 +148,12 @@ def test_district_stages_against_the_policy() -> None:
         _event(2, "dispatched", T0 + 3 * H, "triage", "dispatched"),  # 2WH: late
         _event(3, "escalated", T0 + 4 * H, "dispatched", "escalated"),
         _event(4, "dispatched", T0 + 5 * H, "escalated", "dispatched"),  # 4WH: in time
+        _event(5, "returned", T0 + 6 * H, "dispatched", "returned"),
+        _event(6, "return_approved", T0 + 7 * H, "returned", "returned"),  # still waiting
+        _event(7, "to_triage", T0 + 30 * H, "returned", "triage"),  # 4WH (Wed 11:30): late
     ]
     shares = district_shares(events, {}, policy, policy.calendar(), T0 + 48 * H)
-    assert (shares["triage"].owed, shares["triage"].overdue) == (1, 1)
+    # the second triage, from Wednesday 16:00 (09-30), has 30 min left after National Day
+    assert (shares["triage"].owed, shares["triage"].overdue) == (2, 1)
     assert (shares["escalation_decision"].owed, shares["escalation_decision"].overdue) == (1, 0)
+    assert (shares["return_decision"].owed, shares["return_decision"].overdue) == (1, 1)
