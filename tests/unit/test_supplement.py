@@ -99,3 +99,40 @@ def test_a_finished_case_records_the_supplement_and_changes_nothing() -> None:
     [event] = ch.events
     assert event.type == "supplement_not_applied" and event.data["state"] == "closed"
     assert not ch.tasks and [m.topic for m in ch.outbox] == [topics.CASE_EVENTS]
+
+
+def _as_dispatched() -> tuple[CaseRec, TaskRec]:
+    """A case whose task holds the deadlines it was given at dispatch (not yet accepted)."""
+    case = _case(CaseState.DISPATCHED)
+    task = case.tasks[0]
+    task.state, task.accepted_at = TaskState.ASSIGNED, None
+    given = DECISIONS.dispatch.recomputed(case, task, task.dispatched_at, None)
+    task.accept_by, task.resolve_by = given.accept_by, given.resolve_by
+    task.first_contact_by = given.first_contact_by
+    return case, task
+
+
+def test_a_new_due_time_keeps_an_approved_extension_and_caps_it_while_ahead() -> None:
+    case, task = _as_dispatched()
+    policy_resolve, accept = task.resolve_by, task.accept_by
+    task.resolve_by = extended = policy_resolve + timedelta(days=10)  # an approved extension
+    later = NOW + timedelta(days=30)
+    DECISIONS.upstream.supplement.apply(
+        case, _order(due_at=later.isoformat(), location=None), NOW, Changes()
+    )
+    assert task.resolve_by == extended  # not back to the policy's 5 WD
+    assert task.accept_by == accept  # unmoved, and the due time is far ahead: the policy's
+    sooner = NOW + timedelta(days=3)
+    DECISIONS.upstream.supplement.apply(
+        case, _order(due_at=sooner.isoformat(), location=None), NOW, Changes()
+    )
+    assert task.resolve_by == sooner  # the extension, capped by the new due time
+
+
+def test_a_new_due_time_moves_a_deadline_still_as_given() -> None:
+    case, task = _as_dispatched()
+    sooner = NOW + timedelta(hours=20)
+    DECISIONS.upstream.supplement.apply(
+        case, _order(due_at=sooner.isoformat(), location=None), NOW, Changes()
+    )
+    assert task.resolve_by == sooner and case.resolve_by == sooner

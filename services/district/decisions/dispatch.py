@@ -88,11 +88,13 @@ class Dispatch:
         self.log.after(ch, lambda: m.tasks_dispatched.labels(unit, role).inc())
         return task
 
-    def recomputed(self, case: CaseRec, task: TaskRec, now: datetime) -> Deadlines:
-        """The task's deadlines again, from where its clock started, under the case's municipal
-        due time as it is now (a cap only while it lies ahead of now: once it has passed, the
+    def recomputed(
+        self, case: CaseRec, task: TaskRec, now: datetime, municipal_due: datetime | None
+    ) -> Deadlines:
+        """The task's deadlines again, from where its clock started, under a municipal due
+        time as at `now` (a cap only while it lies ahead of now: once it has passed, the
         policy's deadlines)."""
-        due = case.municipal_due if case.municipal_due and case.municipal_due > now else None
+        due = municipal_due if municipal_due and municipal_due > now else None
         earlier = case.tasks[: case.tasks.index(task)]
         # a lead task after a resolved one is a reopen (its own resolve rule)
         reopened = task.role is TaskRole.LEAD and any(

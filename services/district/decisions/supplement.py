@@ -17,7 +17,8 @@ from typing import Any
 from contracts.hotline import WorkOrder
 from contracts.tasks import TaskKind, TaskReason
 from services.district.cases.lifecycle import TERMINAL, WORKING, CaseState, Event
-from services.district.cases.model import CaseRec, Changes
+from services.district.cases.model import CaseRec, Changes, TaskRec
+from services.district.deadlines.policy import Deadlines
 from services.district.decisions.context import Context
 from services.district.decisions.dispatch import Dispatch
 from services.district.decisions.log import CaseLog
@@ -72,6 +73,17 @@ def _apply(case: CaseRec, changed: dict[str, tuple[Any, Any]]) -> None:
         case.municipal_due = changed["due_at"][1]
 
 
+def _kept(
+    current: datetime, given: datetime | None, new: datetime, cap: datetime | None
+) -> datetime:
+    """A stage's deadline under a new municipal due time: the new rule's where the deadline
+    is still the one it was given; a moved one (extended, supervised, parked) keeps its move,
+    capped by the new due time while that lies ahead."""
+    if current == given:
+        return new
+    return min(current, cap) if cap else current
+
+
 def _recorded(changed: dict[str, tuple[Any, Any]]) -> dict[str, dict[str, Any]]:
     def plain(v: Any) -> Any:
         return v.isoformat() if isinstance(v, datetime) else v
@@ -92,10 +104,11 @@ class Supplement:
             self.log.record(case, NOT_APPLIED, now, ACTOR, ch, None, data)
             return
         changed = changes(case, order)
+        given = {t.task_id: self._given(case, t) for t in case.active_tasks()}
         _apply(case, changed)
         data["changes"] = _recorded(changed)
         if "due_at" in changed:
-            data["deadlines"] = self._redue(case, now, ch)
+            data["deadlines"] = self._redue(case, given, now, ch)
         lead = case.lead()
         unit = lead.unit_code if lead else None
         self.log.transition(case, Event.SUPPLEMENTED, now, ACTOR, ch, unit_code=unit, data=data)
@@ -105,16 +118,32 @@ class Supplement:
             return
         self.log.tell_units(case, TaskKind.UPDATED, order.note or "12345补充信息", ch)
 
-    def _redue(self, case: CaseRec, now: datetime, ch: Changes) -> dict[str, Any]:
-        """The active tasks' unfinished deadlines again under the new municipal due time."""
+    def _given(self, case: CaseRec, task: TaskRec) -> Deadlines:
+        """The deadlines the task was given when it was dispatched, under the municipal due
+        time then: a deadline that differs from these was moved since (an approved extension,
+        a supervision, parking)."""
+        return self.dispatch.recomputed(case, task, task.dispatched_at, case.municipal_due)
+
+    def _redue(
+        self, case: CaseRec, given: dict[str, Deadlines], now: datetime, ch: Changes
+    ) -> dict[str, Any]:
+        """The active tasks' unfinished deadlines again under the new municipal due time. A
+        deadline moved since dispatch keeps its move, capped by the new due time while it lies
+        ahead."""
+        cap = case.municipal_due if case.municipal_due and case.municipal_due > now else None
         out: dict[str, Any] = {}
         for task in case.active_tasks():
-            before, d = task.deadlines(), self.dispatch.recomputed(case, task, now)
+            before = task.deadlines()
+            new = self.dispatch.recomputed(case, task, now, case.municipal_due)
+            old = given[task.task_id]
             if task.accepted_at is None:
-                task.accept_by = d.accept_by
-            if task.contacted_at is None:
-                task.first_contact_by = d.first_contact_by
-            task.resolve_by = d.resolve_by
+                task.accept_by = _kept(task.accept_by, old.accept_by, new.accept_by, cap)
+            if task.contacted_at is None and task.first_contact_by and new.first_contact_by:
+                first = task.first_contact_by
+                task.first_contact_by = _kept(
+                    first, old.first_contact_by, new.first_contact_by, cap
+                )
+            task.resolve_by = _kept(task.resolve_by, old.resolve_by, new.resolve_by, cap)
             if task is case.lead():
                 case.resolve_by = task.resolve_by
             self.log.arm(case, task, ch)
