@@ -1,5 +1,5 @@
 """The bench's harness: generated orders, publishing, the district as its own process, what
-the broker and the service's histograms say, and the intake built as the service builds it
+what the broker alone adds, and the intake built as the service builds it
 (with `Replay`, its decisions made beforehand)."""
 
 from __future__ import annotations
@@ -101,13 +101,15 @@ class TaskCounter:
             while len(seen) < n and time.monotonic() < deadline:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
                 for part in batch.values():
-                    for r in part:
-                        ref = _SOURCE_REF.search(r.value or b"")
-                        if ref and ref.group(1) in self.order_nos:
-                            seen.add(ref.group(1))
+                    seen.update(ref for r in part if (ref := self.order_no(r.value)))
         finally:
             await self.consumer.stop()
         return len(seen)
+
+    def order_no(self, task: bytes | None) -> bytes | None:
+        """The order of the set a task message answers, if any."""
+        ref = _SOURCE_REF.search(task or b"")
+        return ref.group(1) if ref and ref.group(1) in self.order_nos else None
 
 
 class District:
@@ -202,49 +204,6 @@ class RecordAges:
             await self.consumer.stop()
         ages = sorted(self.ages)
         return ages[len(ages) // 2] / 1000, ages[int(len(ages) * 0.99)] / 1000
-
-
-async def histograms(districts: list[District]) -> dict[float, float]:
-    total: dict[float, float] = {}
-    for d in districts:
-        for le, n in (await histogram(d)).items():
-            total[le] = total.get(le, 0.0) + n
-    return total
-
-
-async def histogram(district: District) -> dict[float, float]:
-    import aiohttp
-
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(f"http://127.0.0.1:{district.port}/metrics") as r,
-    ):
-        text = await r.text()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("cityops_dispatch_latency_seconds_bucket"):
-            le = line.split('le="')[1].split('"')[0]
-            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
-    """p50 and p99 from histogram bucket deltas, interpolated linearly inside a bucket."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0) for b in bounds]
-    total = counts[-1]
-
-    def q(p: float) -> float:
-        rank, lower, prev = p * total, 0.0, 0.0
-        for b, c in zip(bounds, counts, strict=True):
-            if c >= rank:
-                if b == float("inf"):
-                    return lower
-                return lower + (b - lower) * ((rank - prev) / max(c - prev, 1e-9))
-            lower, prev = b, c
-        return lower
-
-    return q(0.5), q(0.99)
 
 
 def as_records(orders: list[tuple[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
