@@ -5,6 +5,8 @@ what the broker alone adds, and the intake built as the service builds it
 from __future__ import annotations
 
 import asyncio
+import csv
+import functools
 import json
 import os
 import re
@@ -17,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from feedgen import FeedGenerator
+from feedgen import REFERENCE_DIR, FeedGenerator
 
 from contracts import topics
 from services.common.config import Settings
@@ -36,17 +38,38 @@ from services.district.intake.duplicates import DuplicatePolicy
 from services.district.intake.handler import Intake
 from services.district.intake.parse import Command
 from services.district.routing import queries as routing_queries
+from services.district.routing.rules import FALLBACK_CATEGORY
 
 
 def dispatchable_orders(n: int, seed: int) -> list[tuple[bytes, bytes]]:
-    """N generated orders that all dispatch one task (located, inside the district)."""
+    """N generated orders that all dispatch one task (located, inside the district, of a
+    category its hint names: an unclassified one waits in triage, dispatching nothing)."""
     gen, out, now = FeedGenerator(seed, prefix=f"{seed:03d}"), [], datetime.now(UTC)
     while len(out) < n:
         order = gen.work_order(now)
-        if order.get("location") and order["district_code"] == "310106":
+        if (
+            order.get("location")
+            and order["district_code"] == "310106"
+            and _classified(order.get("category_hint"))
+        ):
             raw = json.dumps(order, ensure_ascii=False).encode()
             out.append((order["order_no"].encode(), raw))
     return out
+
+
+@functools.cache
+def _category_names() -> tuple[str, ...]:
+    with (REFERENCE_DIR / "categories.csv").open(encoding="utf-8") as f:
+        return tuple(r["minor"] for r in csv.DictReader(f) if r["code"] != FALLBACK_CATEGORY)
+
+
+def _classified(hint: str | None) -> bool:
+    """Whether the district's `classify` finds a category for the hint (not 9901)."""
+    text = (hint or "").strip()
+    return bool(text) and any(
+        text == name or name in text or (len(text) >= 2 and text in name)
+        for name in _category_names()
+    )
 
 
 async def publish(
