@@ -312,7 +312,7 @@ async def _loop(
     """Raw, loop and floor alternating; the first loop run also counts what an order costs."""
     for i in range(args.repeat):
         _add(out, "raw", await bench_raw(settings, args.orders, seed=100 + i))
-        footprint = scale.Footprint(settings)
+        footprint = scale.Footprint(settings, [district])
         await footprint.start()
         _add(out, "loop", await bench_throughput(settings, args.orders, seed=i))
         if i == 0:
