@@ -279,7 +279,7 @@ async def run_all(
         if args.only in (None, "latency"):
             await _latency(settings, args, out)
         if args.only in (None, "loop"):
-            await _loop(settings, args, out, districts[0])
+            await _loop(settings, args, out, districts)
     finally:
         for d in districts:
             d.stop()
@@ -307,12 +307,15 @@ async def _latency(
 
 
 async def _loop(
-    settings: Settings, args: argparse.Namespace, out: dict[str, list[float]], district: District
+    settings: Settings,
+    args: argparse.Namespace,
+    out: dict[str, list[float]],
+    districts: list[District],
 ) -> None:
     """Raw, loop and floor alternating; the first loop run also counts what an order costs."""
     for i in range(args.repeat):
         _add(out, "raw", await bench_raw(settings, args.orders, seed=100 + i))
-        footprint = scale.Footprint(settings, [district])
+        footprint = scale.Footprint(settings, districts)
         await footprint.start()
         _add(out, "loop", await bench_throughput(settings, args.orders, seed=i))
         if i == 0:
@@ -320,7 +323,7 @@ async def _loop(
                 _add(out, name, value)
         _add(out, "floor", await bench_floor(settings, args.orders, seed=400 + i))
     out["timers"] = [await bench_timers(settings)]
-    api = await bench_api(settings, district)
+    api = await bench_api(settings, districts[0])
     for name, figures in api.items():
         out[f"{name}_per_s"] = [figures["per_s"]]
         out[f"{name}_p99"] = [figures["p99_ms"]]
