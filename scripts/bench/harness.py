@@ -44,7 +44,8 @@ from services.district.routing.rules import FALLBACK_CATEGORY
 def dispatchable_orders(n: int, seed: int) -> list[tuple[bytes, bytes]]:
     """N generated orders that all dispatch one task (located, inside the district, of a
     category its hint names: an unclassified one waits in triage, dispatching nothing)."""
-    gen, out, now = FeedGenerator(seed, prefix=f"{seed:03d}"), [], datetime.now(UTC)
+    gen, now = FeedGenerator(seed, prefix=f"{seed:03d}"), datetime.now(UTC)
+    out: list[tuple[bytes, bytes]] = []
     while len(out) < n:
         order = gen.work_order(now)
         if (
