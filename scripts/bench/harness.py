@@ -177,7 +177,8 @@ class District:
     async def wait_ready(self) -> None:
         import aiohttp
 
-        for _ in range(300):
+        last = "no answer"
+        for _ in range(600):
             try:
                 async with (
                     aiohttp.ClientSession() as s,
@@ -185,10 +186,13 @@ class District:
                 ):
                     if r.status == 200:
                         return
-            except aiohttp.ClientError:
-                pass
+                    last = await r.text()
+            except aiohttp.ClientError as exc:
+                last = repr(exc)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"district service exited ({self.proc.returncode})")
             await asyncio.sleep(0.1)
-        raise TimeoutError("district service not ready")
+        raise TimeoutError(f"district service not ready: {last}")
 
     def stop(self) -> None:
         self.proc.terminate()
