@@ -108,11 +108,14 @@ async def bench_day(settings: Settings, n: int, seed: int) -> float:
 
 
 async def with_districts(settings: Settings, k: int, work: Callable[[], Awaitable[float]]) -> float:
-    """`work` while `k` district processes (one consumer group) run, all of them ready."""
-    districts = [District(settings) for _ in range(k)]
+    """`work` while `k` district processes (one consumer group) run, all of them ready; each
+    starts once the one before is ready (the embedded broker's group coordinator sometimes
+    leaves a member not polling when several join at once)."""
+    districts: list[District] = []
     try:
-        for d in districts:
-            await d.wait_ready()
+        for _ in range(k):
+            districts.append(District(settings))
+            await districts[-1].wait_ready()
         return await work()
     finally:
         for d in districts:
