@@ -715,7 +715,9 @@ class Rig:
             r["value"]
             for table in ("outbox", "street.outbox")
             for r in await self.fetch(
-                f"SELECT value FROM {table} WHERE topic = $1", topics.DEADLETTER
+                f"SELECT m.value FROM {table}, unnest(topics, payloads) AS m(topic, value)"
+                " WHERE m.topic = $1",
+                topics.DEADLETTER,
             )
         ]
         for raw in [v for _, v in published] + waiting:

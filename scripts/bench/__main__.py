@@ -2,8 +2,10 @@
 
 Runs on the embedded broker and database (or CITYOPS_KAFKA_BOOTSTRAP / CITYOPS_DATABASE_URL),
 the district service as its own process, exactly as `make run` starts it. Prints a table and
-writes bench-results/bench.json. `--orders N` (default 20,000), `--rate R` (default 500/s);
-`--only console`: the console's row alone.
+writes bench-results/bench.json. `--orders N` (default 20,000) for the throughput rows and the
+two processes against one; `--rate R` (default 1,000/s) for `--seconds S` (default 20) for the
+latency; `--day N` (default 100,000) orders offered at once; `--only ROW`: that row alone
+(console, latency, loop, day, instances; the day runs once unless it runs alone).
 Run as `PYTHONPATH=scripts python -m bench` (`make bench`).
 """
 
@@ -29,10 +31,14 @@ from services.ops.bootstrap import bootstrap
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--rate", type=float, default=1000.0, help="latency: orders/s offered")
+    parser.add_argument("--seconds", type=float, default=20.0, help="latency: for how long")
+    parser.add_argument("--day", type=int, default=100_000, help="the day's orders")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--instances", type=int, default=1, help="district processes")
-    parser.add_argument("--only", choices=["console"], help="just this row")
+    parser.add_argument(
+        "--only", choices=["console", "latency", "loop", "day", "instances"], help="these rows"
+    )
     args = parser.parse_args()
     base = Settings()
     cleanup: list[Callable[[], None]] = []

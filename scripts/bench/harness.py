@@ -1,10 +1,12 @@
 """The bench's harness: generated orders, publishing, the district as its own process, what
-the broker and the service's histograms say, and the intake built as the service builds it
+what the broker alone adds, and the intake built as the service builds it
 (with `Replay`, its decisions made beforehand)."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import functools
 import json
 import os
 import re
@@ -17,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from feedgen import FeedGenerator
+from feedgen import REFERENCE_DIR, FeedGenerator
 
 from contracts import topics
 from services.common.config import Settings
@@ -36,17 +38,39 @@ from services.district.intake.duplicates import DuplicatePolicy
 from services.district.intake.handler import Intake
 from services.district.intake.parse import Command
 from services.district.routing import queries as routing_queries
+from services.district.routing.rules import FALLBACK_CATEGORY
 
 
 def dispatchable_orders(n: int, seed: int) -> list[tuple[bytes, bytes]]:
-    """N generated orders that all dispatch one task (located, inside the district)."""
-    gen, out, now = FeedGenerator(seed, prefix=f"{seed:03d}"), [], datetime.now(UTC)
+    """N generated orders that all dispatch one task (located, inside the district, of a
+    category its hint names: an unclassified one waits in triage, dispatching nothing)."""
+    gen, now = FeedGenerator(seed, prefix=f"{seed:03d}"), datetime.now(UTC)
+    out: list[tuple[bytes, bytes]] = []
     while len(out) < n:
         order = gen.work_order(now)
-        if order.get("location") and order["district_code"] == "310106":
+        if (
+            order.get("location")
+            and order["district_code"] == "310106"
+            and _classified(order.get("category_hint"))
+        ):
             raw = json.dumps(order, ensure_ascii=False).encode()
             out.append((order["order_no"].encode(), raw))
     return out
+
+
+@functools.cache
+def _category_names() -> tuple[str, ...]:
+    with (REFERENCE_DIR / "categories.csv").open(encoding="utf-8") as f:
+        return tuple(r["minor"] for r in csv.DictReader(f) if r["code"] != FALLBACK_CATEGORY)
+
+
+def _classified(hint: str | None) -> bool:
+    """Whether the district's `classify` finds a category for the hint (not 9901)."""
+    text = (hint or "").strip()
+    return bool(text) and any(
+        text == name or name in text or (len(text) >= 2 and text in name)
+        for name in _category_names()
+    )
 
 
 async def publish(
@@ -101,13 +125,15 @@ class TaskCounter:
             while len(seen) < n and time.monotonic() < deadline:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
                 for part in batch.values():
-                    for r in part:
-                        ref = _SOURCE_REF.search(r.value or b"")
-                        if ref and ref.group(1) in self.order_nos:
-                            seen.add(ref.group(1))
+                    seen.update(ref for r in part if (ref := self.order_no(r.value)))
         finally:
             await self.consumer.stop()
         return len(seen)
+
+    def order_no(self, task: bytes | None) -> bytes | None:
+        """The order of the set a task message answers, if any."""
+        ref = _SOURCE_REF.search(task or b"")
+        return ref.group(1) if ref and ref.group(1) in self.order_nos else None
 
 
 class District:
@@ -151,7 +177,8 @@ class District:
     async def wait_ready(self) -> None:
         import aiohttp
 
-        for _ in range(300):
+        last = "no answer"
+        for _ in range(600):
             try:
                 async with (
                     aiohttp.ClientSession() as s,
@@ -159,10 +186,13 @@ class District:
                 ):
                     if r.status == 200:
                         return
-            except aiohttp.ClientError:
-                pass
+                    last = await r.text()
+            except aiohttp.ClientError as exc:
+                last = repr(exc)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"district service exited ({self.proc.returncode})")
             await asyncio.sleep(0.1)
-        raise TimeoutError("district service not ready")
+        raise TimeoutError(f"district service not ready: {last}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -202,49 +232,6 @@ class RecordAges:
             await self.consumer.stop()
         ages = sorted(self.ages)
         return ages[len(ages) // 2] / 1000, ages[int(len(ages) * 0.99)] / 1000
-
-
-async def histograms(districts: list[District]) -> dict[float, float]:
-    total: dict[float, float] = {}
-    for d in districts:
-        for le, n in (await histogram(d)).items():
-            total[le] = total.get(le, 0.0) + n
-    return total
-
-
-async def histogram(district: District) -> dict[float, float]:
-    import aiohttp
-
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(f"http://127.0.0.1:{district.port}/metrics") as r,
-    ):
-        text = await r.text()
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("cityops_dispatch_latency_seconds_bucket"):
-            le = line.split('le="')[1].split('"')[0]
-            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def quantiles(before: dict[float, float], after: dict[float, float]) -> tuple[float, float]:
-    """p50 and p99 from histogram bucket deltas, interpolated linearly inside a bucket."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0) for b in bounds]
-    total = counts[-1]
-
-    def q(p: float) -> float:
-        rank, lower, prev = p * total, 0.0, 0.0
-        for b, c in zip(bounds, counts, strict=True):
-            if c >= rank:
-                if b == float("inf"):
-                    return lower
-                return lower + (b - lower) * ((rank - prev) / max(c - prev, 1e-9))
-            lower, prev = b, c
-        return lower
-
-    return q(0.5), q(0.99)
 
 
 def as_records(orders: list[tuple[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:

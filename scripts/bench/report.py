@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import statistics
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.common.config import ROOT
@@ -17,9 +18,8 @@ def report(
     results: dict[str, list[float]], skipped: dict[str, str], args: argparse.Namespace
 ) -> None:
     med = {k: statistics.median(v) for k, v in results.items() if v}
-    rows = _loop_rows(med, args) if "loop" in med else []
-    rows += _console_rows(med, results, skipped)
-    width = max(len(r[0]) for r in rows)
+    rows = _loop_rows(med, args) + _console_rows(med, results, skipped)
+    width = max((len(r[0]) for r in rows), default=0)
     print(
         f"\nCityOps bench: {args.orders:,} orders, medians of {args.repeat} runs, "
         f"{os.cpu_count()} cores, broker and database on this machine"
@@ -34,6 +34,9 @@ def report(
         "runs": results,
         "median": med,
         "ratio_to_raw": med["loop"] / med["raw"] if "loop" in med else None,
+        "two_to_one": (
+            med["two_processes"] / med["one_process"] if "two_processes" in med else None
+        ),
         "skipped": skipped,
     }
     (OUT / "bench.json").write_text(json.dumps(doc, indent=2))
@@ -41,6 +44,15 @@ def report(
 
 
 def _loop_rows(med: dict[str, float], args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """The rows whose figures this run measured (`--only` measures some)."""
+    rows: list[tuple[str, str, str]] = []
+    for needs, build in _ROWS:
+        if all(k in med for k in needs):
+            rows += build(med, args)
+    return rows
+
+
+def _throughput(med: dict[str, float], _: argparse.Namespace) -> list[tuple[str, str, str]]:
     ratio = med["loop"] / med["raw"]
     return [
         ("raw consume-upsert-produce loop", f"{med['raw']:,.0f} msg/s", ""),
@@ -50,6 +62,26 @@ def _loop_rows(med: dict[str, float], args: argparse.Namespace) -> list[tuple[st
             f"{med['floor']:,.0f} orders/s",
             f"{med['floor'] / med['raw']:.2f} x raw: the loop's I/O alone (its floor)",
         ),
+    ]
+
+
+def _footprint(med: dict[str, float], _: argparse.Namespace) -> list[tuple[str, str, str]]:
+    def top(prefix: str) -> str:
+        parts = sorted(((v, k) for k, v in med.items() if k.startswith(prefix)), reverse=True)
+        return ", ".join(f"{k[len(prefix) :]} {v:.2f}" for v, k in parts[:6])
+
+    return [
+        ("  rows written per order", f"{med['rows_per_order']:.2f}", top("rows.")),
+        (
+            "  messages published per order",
+            f"{med['messages_per_order']:.2f}",
+            f"(the service's count: {med.get('published_per_order', 0):.2f}) " + top("messages."),
+        ),
+    ]
+
+
+def _intake(med: dict[str, float], _: argparse.Namespace) -> list[tuple[str, str, str]]:
+    return [
         (
             "intake only (parse + transaction)",
             f"{med['intake']:,.0f} orders/s",
@@ -60,13 +92,48 @@ def _loop_rows(med: dict[str, float], args: argparse.Namespace) -> list[tuple[st
             f"{med['intake_merging']:,.0f} orders/s",
             "most generated orders join an open case (they cluster at the anchors)",
         ),
-        (f"dispatch latency p50 @ {args.rate:.0f}/s", f"{med['p50']:.1f} ms", ""),
-        (f"dispatch latency p99 @ {args.rate:.0f}/s", f"{med['p99']:.1f} ms", ""),
+    ]
+
+
+def _latency(med: dict[str, float], args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    offered = f"@ {args.rate:,.0f}/s for {args.seconds:.0f} s"
+    note = "order produced -> its task's Kafka timestamp"
+    return [
+        (f"dispatch latency p50 {offered}", f"{med['p50']:.1f} ms", note),
+        (f"dispatch latency p99 {offered}", f"{med['p99']:.1f} ms", note),
         (
             "  of which the broker, inbound only",
             f"{med['broker_p99']:.1f} ms",
             f"p99 (p50 {med['broker_p50']:.1f} ms) of the same orders' age at a plain consumer",
         ),
+    ]
+
+
+def _day(med: dict[str, float], args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    return [
+        (
+            f"{args.day:,} orders offered at once",
+            f"{med['day_s']:,.1f} s",
+            f"cleared end to end ({args.day / med['day_s']:,.0f} orders/s), district start-up"
+            " included",
+        )
+    ]
+
+
+def _instances(med: dict[str, float], _: argparse.Namespace) -> list[tuple[str, str, str]]:
+    ratio = med["two_processes"] / med["one_process"]
+    return [
+        ("intake -> task, one district process", f"{med['one_process']:,.0f} orders/s", ""),
+        (
+            "  two processes, one consumer group",
+            f"{med['two_processes']:,.0f} orders/s",
+            f"{ratio:.2f} x one",
+        ),
+    ]
+
+
+def _others(med: dict[str, float], _: argparse.Namespace) -> list[tuple[str, str, str]]:
+    return [
         ("deadline timers fired", f"{med['timers']:,.0f} tasks/s", "all open tasks due at once"),
         (
             "GET /api/v1/queues (16 clients)",
@@ -79,6 +146,18 @@ def _loop_rows(med: dict[str, float], args: argparse.Namespace) -> list[tuple[st
             f"p99 {med['case_detail_p99']:.1f} ms",
         ),
     ]
+
+
+_Build = Callable[[dict[str, float], argparse.Namespace], list[tuple[str, str, str]]]
+_ROWS: list[tuple[tuple[str, ...], _Build]] = [
+    (("raw", "loop", "floor"), _throughput),
+    (("rows_per_order", "messages_per_order"), _footprint),
+    (("intake", "intake_merging"), _intake),
+    (("p50", "p99", "broker_p50", "broker_p99"), _latency),
+    (("day_s",), _day),
+    (("one_process", "two_processes"), _instances),
+    (("timers", "queues_per_s", "case_detail_per_s"), _others),
+]
 
 
 def _console_rows(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,19 +20,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from bench import console
+from bench import console, scale
 from bench.harness import (
     District,
-    RecordAges,
     Replay,
     TaskCounter,
     as_records,
     build_intake,
     dispatchable_orders,
-    histograms,
     no_commit,
     publish,
-    quantiles,
 )
 from contracts import topics
 from services.common import db
@@ -60,26 +59,6 @@ async def bench_throughput(settings: Settings, n: int, seed: int) -> float:
     if seen != n:
         raise RuntimeError(f"only {seen} of {n} tasks dispatched")
     return n / elapsed
-
-
-async def bench_latency(
-    settings: Settings, districts: list[District], rate: float, seconds: float, seed: int
-) -> tuple[float, float, float, float]:
-    """p50 and p99 dispatch latency (the districts' own histograms, summed) at a fixed rate,
-    and p50 and p99 of the same orders' age when a plain consumer receives them (the broker's
-    own share; an order crosses the broker twice: in, and its task out)."""
-    paced = dispatchable_orders(int(rate * seconds), seed)
-    ages = RecordAges(settings, topics.WORKORDERS, {key for key, _ in paced})
-    await ages.start()
-    collector = asyncio.create_task(ages.collect(timeout=600))
-    before = await histograms(districts)
-    count = before.get(float("inf"), 0.0)
-    await publish(settings.kafka_bootstrap, topics.WORKORDERS, paced, rate=rate)
-    for _ in range(6000):  # until every paced order has been dispatched (at most 10 min)
-        if (await histograms(districts)).get(float("inf"), 0.0) >= count + len(paced):
-            break
-        await asyncio.sleep(0.1)
-    return (*quantiles(before, await histograms(districts)), *await collector)
 
 
 async def bench_timers(settings: Settings) -> float:
@@ -276,63 +255,109 @@ async def run_all(
     settings: Settings, args: argparse.Namespace
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Each measurement `--repeat` times, alternating raw and loop so both see the same box;
-    with the rows skipped, and why (`--only console`: the console's row alone).
+    with the rows skipped, and why (`--only ROW`: that row alone).
 
     The console comes first, on a database holding its 10,000 open cases and little else (the
     other rows open tens of thousands more).
 
-    Latency comes first: the embedded broker keeps every message in memory and its fetch
+    Latency comes next: the embedded broker keeps every message in memory and its fetch
     latency grows with what it holds (scripts/broker_probe.py: a plain produce-consume at 500/s
     gives p99 13, 19, 24, 48 ms in four consecutive 10 s runs), which Kafka's does not; each
-    run also measures
-    the broker's own share for the same orders (`broker_p50`, `broker_p99`)."""
-    out: dict[str, list[float]] = {
-        "raw": [],
-        "loop": [],
-        "floor": [],
-        "p50": [],
-        "p99": [],
-        "broker_p50": [],
-        "broker_p99": [],
-        "timers": [],
-        "intake": [],
-        "intake_merging": [],
-    }
+    run also measures the broker's own share for the same orders (`broker_p50`, `broker_p99`).
+    The day and the two processes run after, each with districts of their own."""
+    out: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
     districts = [District(settings) for _ in range(args.instances)]
     try:
         for d in districts:
             await d.wait_ready()
-        if why := console.unavailable():
-            skipped["console"] = why
-        else:
-            out.update(await console.bench_console(settings, districts[0], args.repeat))
-        if args.only == "console":
-            return out, skipped
-        for i in range(args.repeat):
-            p50, p99, b50, b99 = await bench_latency(
-                settings, districts, args.rate, 10.0, seed=200 + i
-            )
-            out["broker_p50"].append(b50 * 1000)
-            out["broker_p99"].append(b99 * 1000)
-            out["p50"].append(p50 * 1000)
-            out["p99"].append(p99 * 1000)
-        for i in range(args.repeat):
-            out["raw"].append(await bench_raw(settings, args.orders, seed=100 + i))
-            out["loop"].append(await bench_throughput(settings, args.orders, seed=i))
-            out["floor"].append(await bench_floor(settings, args.orders, seed=400 + i))
-        out["timers"] = [await bench_timers(settings)]
-        api = await bench_api(settings, districts[0])
-        for name, figures in api.items():
-            out[f"{name}_per_s"] = [figures["per_s"]]
-            out[f"{name}_p99"] = [figures["p99_ms"]]
+        if args.only in (None, "console"):
+            if why := console.unavailable():
+                skipped["console"] = why
+            else:
+                out.update(await console.bench_console(settings, districts[0], args.repeat))
+        if args.only in (None, "latency"):
+            await _latency(settings, args, out)
+        if args.only in (None, "loop"):
+            await _loop(settings, args, out, districts)
     finally:
         for d in districts:
             d.stop()
-    for i in range(args.repeat):  # no service running: nothing publishes what it writes
-        out["intake"].append(await bench_intake(settings, args.orders, seed=300 + i))
-    for i in range(args.repeat):  # the configured 并案 radius, on orders that mostly merge
-        out["intake_merging"].append(
-            await bench_intake(settings, args.orders, 500 + i, settings.merge_radius_m)
-        )
+    if args.only in (None, "day"):  # once by default: it is the longest row
+        for i in range(args.repeat if args.only else 1):
+            _add(out, "day_s", await scale.bench_day(settings, args.day, seed=600 + i))
+    if args.only in (None, "instances"):
+        await _instances(settings, args, out)
+    if args.only in (None, "loop"):
+        await _intake(settings, args, out)
     return out, skipped
+
+
+def _add(out: dict[str, list[float]], name: str, value: float) -> None:
+    out.setdefault(name, []).append(value)
+
+
+async def _latency(
+    settings: Settings, args: argparse.Namespace, out: dict[str, list[float]]
+) -> None:
+    for i in range(args.repeat):
+        p50, p99, b50, b99 = await scale.bench_latency(settings, args.rate, args.seconds, 200 + i)
+        for name, value in (("p50", p50), ("p99", p99), ("broker_p50", b50), ("broker_p99", b99)):
+            _add(out, name, value * 1000)
+
+
+async def _loop(
+    settings: Settings,
+    args: argparse.Namespace,
+    out: dict[str, list[float]],
+    districts: list[District],
+) -> None:
+    """Raw, loop and floor alternating; the first loop run also counts what an order costs."""
+    for i in range(args.repeat):
+        _add(out, "raw", await bench_raw(settings, args.orders, seed=100 + i))
+        footprint = scale.Footprint(settings, districts)
+        await footprint.start()
+        _add(out, "loop", await bench_throughput(settings, args.orders, seed=i))
+        if i == 0:
+            for name, value in (await footprint.stop(args.orders, _outbox_empty(settings))).items():
+                _add(out, name, value)
+        _add(out, "floor", await bench_floor(settings, args.orders, seed=400 + i))
+    out["timers"] = [await bench_timers(settings)]
+    api = await bench_api(settings, districts[0])
+    for name, figures in api.items():
+        out[f"{name}_per_s"] = [figures["per_s"]]
+        out[f"{name}_p99"] = [figures["p99_ms"]]
+
+
+def _outbox_empty(settings: Settings) -> Callable[[], Awaitable[bool]]:
+    async def empty() -> bool:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return bool(await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM outbox)"))
+        finally:
+            await conn.close()
+
+    return empty
+
+
+async def _instances(
+    settings: Settings, args: argparse.Namespace, out: dict[str, list[float]]
+) -> None:
+    """The same orders through one district process, then two (one consumer group)."""
+    for i in range(args.repeat):
+        for k, name in ((1, "one_process"), (2, "two_processes")):
+            run = functools.partial(bench_throughput, settings, args.orders, 700 + 10 * i + k)
+            _add(out, name, await scale.with_districts(settings, k, run))
+
+
+async def _intake(
+    settings: Settings, args: argparse.Namespace, out: dict[str, list[float]]
+) -> None:
+    for i in range(args.repeat):  # no service running: nothing publishes what it writes
+        _add(out, "intake", await bench_intake(settings, args.orders, seed=300 + i))
+    for i in range(args.repeat):  # the configured 并案 radius, on orders that mostly merge
+        _add(
+            out,
+            "intake_merging",
+            await bench_intake(settings, args.orders, 500 + i, settings.merge_radius_m),
+        )

@@ -97,6 +97,8 @@ class LiveEvents:
             await consumer.stop()
 
     def _fan_out(self, raw: bytes | None) -> None:
+        if not self.subscribers:  # nobody listening: not even parsed (every event comes here)
+            return
         try:
             event = json.loads(raw or b"")
         except ValueError:

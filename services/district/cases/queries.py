@@ -199,6 +199,24 @@ async def claim_new_keys(conn: asyncpg.Connection, keys: Sequence[str]) -> set[s
     return {r["key"] for r in rows}
 
 
+async def claim_or_seen(
+    conn: asyncpg.Connection, claim: Sequence[str], check: Sequence[str]
+) -> set[str]:
+    """Record the idempotency keys `claim` and look up the keys `check` (recorded only when
+    their message is refused: a case opened is its own key, by its unique source reference);
+    return the keys of both not seen before. One round trip."""
+    rows = await conn.fetch(
+        "WITH claimed AS (INSERT INTO processed_messages (key) SELECT unnest($1::text[])"
+        "  ON CONFLICT DO NOTHING RETURNING key)"
+        " SELECT key, true AS fresh FROM claimed"
+        " UNION ALL SELECT key, false FROM processed_messages WHERE key = ANY($2::text[])",
+        list(claim),
+        list(check),
+    )
+    seen = {r["key"] for r in rows if not r["fresh"]}
+    return {r["key"] for r in rows if r["fresh"]} | (set(check) - seen)
+
+
 async def next_case_numbers(conn: asyncpg.Connection, n: int) -> list[int]:
     if n == 0:
         return []

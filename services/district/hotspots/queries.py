@@ -62,10 +62,6 @@ WITH ins AS (
     ORDER BY area_kind, category_code, area, grain, b
     ON CONFLICT (district_code, area_kind, category_code, area, grain, bucket)
     DO UPDATE SET n = hotspot_counts.n + EXCLUDED.n
-), dirty AS (
-    INSERT INTO hotspot_dirty (district_code, kind, area, category_code)
-    SELECT DISTINCT $1, kind, area, category_code FROM keys ORDER BY 2, 3, 4
-    ON CONFLICT DO NOTHING
 ), meta AS (
     INSERT INTO hotspot_meta (district_code, counting_since)
     SELECT $1, min(at) FROM ins HAVING count(*) > 0
@@ -96,11 +92,34 @@ async def count(conn: asyncpg.Connection, district: str, reports: Sequence[Repor
     return int(await conn.fetchval(_COUNT, district, *cols))
 
 
+_COUNTED_SINCE = """
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS below),
+judged AS (
+    UPDATE hotspot_meta m SET judged_below = h.below FROM horizon h
+    WHERE m.district_code = $1 RETURNING m.judged_below AS below, h.below AS upto
+), old AS (SELECT * FROM hotspot_meta WHERE district_code = $1),
+leftover AS (
+    DELETE FROM hotspot_dirty WHERE district_code = $1 RETURNING kind, area, category_code
+), reports AS (
+    SELECT r.category_code, r.street_code, r.geo_cell, r.place
+    FROM hotspot_reports r, old o, horizon h
+    WHERE r.district_code = $1 AND r.counted_by >= o.judged_below AND r.counted_by < h.below
+)
+SELECT DISTINCT * FROM (
+    SELECT 'cluster' AS kind, geo_cell::text AS area, category_code FROM reports
+      WHERE geo_cell IS NOT NULL
+    UNION ALL SELECT 'surge', street_code, category_code FROM reports WHERE street_code IS NOT NULL
+    UNION ALL SELECT 'repeat', place, category_code FROM reports WHERE place IS NOT NULL
+    UNION ALL SELECT * FROM leftover
+) AS k ORDER BY 1, 2, 3
+"""
+
+
 async def take_dirty(conn: asyncpg.Connection, district: str) -> list[Key]:
-    rows = await conn.fetch(
-        "DELETE FROM hotspot_dirty WHERE district_code = $1 RETURNING kind, area, category_code",
-        district,
-    )
+    """The keys that saw reports since the previous round (and any an older version left in
+    hotspot_dirty); the next round starts after them. One statement: its snapshot is the
+    horizon, and all its parts see the same one."""
+    rows = await conn.fetch(_COUNTED_SINCE, district)
     return [Key(HotspotKind(r["kind"]), r["area"], r["category_code"]) for r in rows]
 
 

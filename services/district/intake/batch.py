@@ -24,6 +24,8 @@ class WorkingSet:
     #: messages waiting for a case: parked before this batch (row id) and in this batch
     parked_before: dict[str, list[tuple[int, Record]]] = field(default_factory=dict)
     parked_now: dict[str, list[tuple[ParkedRec, Record, Command]]] = field(default_factory=dict)
+    #: idempotency keys of openings refused (no case records that they were handled)
+    refused: list[str] = field(default_factory=list)
     #: the case numbers reserved for the cases this batch opens, in order
     numbers: Iterator[int] = field(default_factory=lambda: iter(()))
 

@@ -85,10 +85,16 @@ class Intake(BatchHandler):
         commands: list[tuple[Record, Command]],
         now: datetime,
     ) -> list[tuple[Record, Command]]:
-        """The batch's reads: claim the idempotency keys (a repeat is a duplicate), lock the
-        cases the rest touch, reserve the numbers of the cases they open (`batch.numbers`) and
-        take what was parked for those; return the commands to decide."""
-        fresh = await queries.claim_new_keys(conn, [c.key for _, c in commands])
+        """The batch's reads: claim the idempotency keys (a repeat is a duplicate; an opening
+        claims none: its case, unique by source reference, is its key, and a refused one is
+        recorded by `write`), lock the cases the rest touch, reserve the numbers of the cases
+        they open (`batch.numbers`) and take what was parked for those; return the commands to
+        decide."""
+        fresh = await queries.claim_or_seen(
+            conn,
+            [c.key for _, c in commands if not c.opens_case],
+            [c.key for _, c in commands if c.opens_case],
+        )
         todo = []
         for record, cmd in commands:
             if cmd.key in fresh:
@@ -116,7 +122,10 @@ class Intake(BatchHandler):
                 self._unpark(batch, cmd, now, batch.numbers)
 
     async def write(self, conn: asyncpg.Connection, batch: WorkingSet) -> outbox.Pending:
-        """Everything the batch decided, in one statement."""
+        """Everything the batch decided, in one statement (and the keys of refused openings,
+        which leave no case to say they were handled)."""
+        if batch.refused:
+            await queries.claim_new_keys(conn, batch.refused)
         return await queries.save(conn, batch.changes)
 
     def committed(self, batch: WorkingSet, pending: outbox.Pending) -> None:
@@ -247,6 +256,8 @@ class Intake(BatchHandler):
         except (Refused, IllegalTransition) as exc:
             ch.rollback(sp)
             self._dead(batch, record, "refused", str(exc), "refused")
+            if cmd.opens_case:
+                batch.refused.append(cmd.key)
             return
         except _Unknown:
             ch.rollback(sp)

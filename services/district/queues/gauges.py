@@ -17,7 +17,10 @@ SELECT unit_code AS unit, state, n FROM case_counts WHERE district_code = $1 AND
 
 #: rows the publisher should have sent long ago (it sends right after commit; the sweeper
 #: catches up within seconds): a backlog means Kafka or the publisher is stuck
-OUTBOX_BACKLOG = "SELECT count(*) FROM outbox WHERE created_at < now() - interval '5 seconds'"
+OUTBOX_BACKLOG = (  # messages, not rows (a row holds a transaction's messages of one shard)
+    "SELECT coalesce(sum(cardinality(topics)), 0) FROM outbox"
+    " WHERE created_at < now() - interval '5 seconds'"
+)
 
 
 async def refresh(
