@@ -137,7 +137,7 @@ class UnitFeedback:
             "actor_name": fb.actor.name,
         }
         if fb.result is not None:
-            data["result"] = fb.result.model_dump(mode="json")
+            data["result"] = fb.result.model_dump(mode="json", exclude_none=True)
         self.log.record(case, "co_reported_late", at, fb.actor.id, ch, task.unit_code, data)
 
     def _return(
