@@ -147,6 +147,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_NO_ID = 2**63 - 1  # above every row id (bigserial)
+
+
 class Publisher:
     """Publishes one outbox table; `on_published(topic, origin_ms)` sees each message sent."""
 
@@ -167,6 +170,12 @@ class Publisher:
         self._on_published, self._retries = on_published, retries
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._sent: list[int] = []  # published by the fast lane, to delete
+        #: rows the fast lane holds (queued, sending, sent and not yet deleted): the sweeper
+        #: leaves them, and every row after the first of them, so a slow send is not sent twice
+        #: and each key's messages keep their order
+        self._held: set[int] = set()
+        #: set once a sweep has gone through: what an earlier process left behind is out
+        self.swept = asyncio.Event()
         self._sent_some = asyncio.Event()
         self._partitions: dict[str, tuple[float, list[int]]] = {}
         self._queued = 0
@@ -178,6 +187,7 @@ class Publisher:
             "  SELECT *, sum(cardinality(topics)) OVER (ORDER BY id) AS upto"
             f" FROM {table}"
             "  WHERE shard IN (SELECT s FROM mine) AND created_at < now() - $1::interval"
+            "    AND id < $3"
             "  ORDER BY id LIMIT $2) AS f"
             " WHERE upto - cardinality(topics) < $2 ORDER BY id"
         )
@@ -194,6 +204,7 @@ class Publisher:
         size = len(pending.messages)
         if size and self._queued + size <= QUEUE_LIMIT:
             self._queued += size
+            self._held.update(pending.ids)
             self._queue.put_nowait(pending)
 
     async def run(self) -> None:
@@ -214,6 +225,7 @@ class Publisher:
             try:
                 await self._send(rows)
             except Exception as exc:  # the rows stay in the table: the sweeper publishes them
+                self._held.difference_update(rows.ids)
                 self._failed("fast lane failed; the sweeper will publish", exc)
                 continue
             self._sent.extend(rows.ids)  # deleted alongside: the next send need not wait
@@ -231,6 +243,8 @@ class Publisher:
                     await self._delete(conn, ids)
             except Exception as exc:  # published again by the sweeper: at-least-once
                 self._failed("outbox delete failed", exc)
+            finally:
+                self._held.difference_update(ids)
 
     async def _sweeper(self) -> None:
         grace = 0.0  # at start, whatever a previous process left behind goes out at once
@@ -238,6 +252,7 @@ class Publisher:
             try:
                 while await self.sweep(grace) >= self._batch:
                     pass
+                self.swept.set()
             except Exception as exc:  # nothing is lost: the rows wait for the next sweep
                 self._failed("outbox sweep failed, will retry", exc)
             grace = self._grace_s
@@ -257,7 +272,10 @@ class Publisher:
         """Publish rows older than `grace_s` from every shard no other instance is sweeping;
         return how many messages (a full batch: there may be more)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            found = await conn.fetch(self._sweep_sql, timedelta(seconds=grace_s), self._batch)
+            below = min(self._held, default=_NO_ID)
+            found = await conn.fetch(
+                self._sweep_sql, timedelta(seconds=grace_s), self._batch, below
+            )
             rows = Pending([r["id"] for r in found], [m for r in found for m in Frame.messages(r)])
             if found:
                 await self._send(rows)
