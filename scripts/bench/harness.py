@@ -101,6 +101,8 @@ class TaskCounter:
 
     def __init__(self, settings: Settings, order_nos: set[bytes]) -> None:
         self.order_nos = order_nos
+        self.seen: set[bytes] = set()
+        self.last = time.perf_counter()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
@@ -118,17 +120,24 @@ class TaskCounter:
         for tp in parts:  # resolve the positions now, before anything is published
             await self.consumer.position(tp)
 
-    async def count(self, n: int, timeout: float) -> int:
-        seen: set[bytes] = set()
+    async def count(self, n: int, timeout: float, idle: float | None = None) -> int:
+        """How many of the set had their task out, waiting until all `n` did, `timeout` passed
+        or, with `idle`, that long went by without a new one; `self.last` is when the last
+        one came (time.perf_counter), `self.seen` which ones."""
         deadline = time.monotonic() + timeout
+        quiet_until = time.monotonic() + (idle or timeout)
         try:
-            while len(seen) < n and time.monotonic() < deadline:
+            while len(self.seen) < n and time.monotonic() < min(deadline, quiet_until):
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+                before = len(self.seen)
                 for part in batch.values():
-                    seen.update(ref for r in part if (ref := self.order_no(r.value)))
+                    self.seen.update(ref for r in part if (ref := self.order_no(r.value)))
+                if len(self.seen) > before:
+                    self.last = time.perf_counter()
+                    quiet_until = time.monotonic() + (idle or timeout)
         finally:
             await self.consumer.stop()
-        return len(seen)
+        return len(self.seen)
 
     def order_no(self, task: bytes | None) -> bytes | None:
         """The order of the set a task message answers, if any."""

@@ -115,7 +115,8 @@ def _day(med: dict[str, float], args: argparse.Namespace) -> list[tuple[str, str
             f"{args.day:,} orders offered at once",
             f"{med['day_s']:,.1f} s",
             f"cleared end to end ({args.day / med['day_s']:,.0f} orders/s), district start-up"
-            " included",
+            " included"
+            + (f"; {med['day_missing']:,.0f} without a task" if med.get("day_missing") else ""),
         )
     ]
 

@@ -285,7 +285,9 @@ async def run_all(
             d.stop()
     if args.only in (None, "day"):  # once by default: it is the longest row
         for i in range(args.repeat if args.only else 1):
-            _add(out, "day_s", await scale.bench_day(settings, args.day, seed=600 + i))
+            seconds, missing = await scale.bench_day(settings, args.day, seed=600 + i)
+            _add(out, "day_s", seconds)
+            _add(out, "day_missing", missing)
     if args.only in (None, "instances"):
         await _instances(settings, args, out)
     if args.only in (None, "loop"):
