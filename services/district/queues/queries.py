@@ -64,18 +64,21 @@ SELECT unit_code FROM units WHERE district_code = $1 AND tier = {literals(["dist
 
 #: $1 district, $2 one unit or NULL (then: its extension requests only), $3 the active task
 #: states, $4 limit, $5 the extension stage: the decisions the district owes, nearest due first
+#: (each part read in due order from its index, cases_waiting_due and tasks_extension_due)
 WAITING = """
 SELECT * FROM (
-  SELECT c.case_no, NULL::text AS task_id, NULL::text AS unit_code, c.waiting_stage AS stage,
-         c.title, c.urgency, c.waiting_since AS since, c.waiting_due AS due_at
-    FROM cases c
-   WHERE c.district_code = $1 AND c.waiting_due IS NOT NULL AND $2::text IS NULL
+  (SELECT c.case_no, NULL::text AS task_id, NULL::text AS unit_code, c.waiting_stage AS stage,
+          c.title, c.urgency, c.waiting_since AS since, c.waiting_due AS due_at
+     FROM cases c
+    WHERE c.district_code = $1 AND c.waiting_due IS NOT NULL AND $2::text IS NULL
+    ORDER BY c.waiting_due LIMIT $4)
   UNION ALL
-  SELECT t.case_no, t.task_id, t.unit_code, $5, c.title, c.urgency, t.extension_requested_at,
-         t.extension_due
-    FROM tasks t JOIN cases c ON c.case_no = t.case_no
-   WHERE t.district_code = $1 AND t.extension_due IS NOT NULL AND t.state = ANY($3::text[])
-     AND ($2::text IS NULL OR t.unit_code = $2)
+  (SELECT t.case_no, t.task_id, t.unit_code, $5, c.title, c.urgency, t.extension_requested_at,
+          t.extension_due
+     FROM tasks t JOIN cases c ON c.case_no = t.case_no
+    WHERE t.district_code = $1 AND t.extension_due IS NOT NULL AND t.state = ANY($3::text[])
+      AND ($2::text IS NULL OR t.unit_code = $2)
+    ORDER BY t.extension_due LIMIT $4)
 ) w
 ORDER BY due_at, case_no, task_id
 LIMIT $4
