@@ -244,25 +244,28 @@ async def unit_held(conn: asyncpg.Connection, district: str, case_no: str, unit:
     return bool(found)
 
 
-#: $1 district, $2 one unit or NULL, $3 'returned' (case and task state), $4 the lead role,
-#: $5 the co role, $6 the working case states, $7 the `returned` event: the returns waiting
-#: for the district's decision. A lead's: its case is `returned` (the latest lead task); a
-#: co-unit's ("replace co-unit"): its task handed back while the case is worked on.
-PENDING_DECISIONS = """
+_RETURNED = literals({TaskState.RETURNED})  # the task state and the case state
+#: $1 district, $2 one unit or NULL, $3 the working case states, $4 the `returned` event: the
+#: returns waiting for the district's decision. A lead's: its case is `returned` (the latest
+#: lead task); a co-unit's ("replace co-unit"): its task handed back while the case is worked
+#: on. States and roles are constants, so that a generic plan finds the few returned cases in
+#: cases_open and tasks_co_returned instead of filtering every open case of the district.
+PENDING_DECISIONS = f"""
 SELECT kind, case_no, task_id, unit_code, return_reason,
-       (SELECT max(e.at) FROM case_events e WHERE e.case_no = p.case_no AND e.type = $7
+       (SELECT max(e.at) FROM case_events e WHERE e.case_no = p.case_no AND e.type = $4
            AND e.data->>'task_id' = p.task_id) AS since
   FROM (
     SELECT 'return' AS kind, t.case_no, t.task_id, t.unit_code, t.return_reason
       FROM cases c
-      JOIN LATERAL (SELECT * FROM tasks t WHERE t.case_no = c.case_no AND t.role = $4
+      JOIN LATERAL (SELECT * FROM tasks t
+                     WHERE t.case_no = c.case_no AND t.role = {literals({TaskRole.LEAD})}
                      ORDER BY t.dispatched_at DESC, t.task_id DESC LIMIT 1) t ON true
-     WHERE c.district_code = $1 AND c.state = $3 AND t.state = $3
+     WHERE c.district_code = $1 AND c.state = {_RETURNED} AND t.state = {_RETURNED}
     UNION ALL
     SELECT 'replace_co_unit', t.case_no, t.task_id, t.unit_code, t.return_reason
       FROM tasks t JOIN cases c ON c.case_no = t.case_no
-     WHERE t.district_code = $1 AND t.role = $5 AND t.state = $3
-       AND c.state = ANY($6::text[])
+     WHERE t.district_code = $1 AND t.role = {literals({TaskRole.CO})}
+       AND t.state = {_RETURNED} AND c.state = ANY($3::text[])
   ) p
  WHERE $2::text IS NULL OR p.unit_code = $2
  ORDER BY since NULLS LAST, task_id
@@ -275,14 +278,5 @@ async def pending_decisions(
 ) -> list[dict[str, Any]]:
     """What waits on the district's decision besides triage: returns (退单) and co-units to
     replace, oldest first."""
-    rows = await conn.fetch(
-        PENDING_DECISIONS,
-        district,
-        unit,
-        TaskState.RETURNED,
-        TaskRole.LEAD,
-        TaskRole.CO,
-        sorted(WORKING),
-        Event.RETURNED,
-    )
+    rows = await conn.fetch(PENDING_DECISIONS, district, unit, sorted(WORKING), Event.RETURNED)
     return [dict(r) for r in rows]
