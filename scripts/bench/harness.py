@@ -146,15 +146,19 @@ class TaskCounter:
 
 
 class District:
-    """The district service as its own process, as `make run` starts it."""
+    """The district service as its own process, as `make run` starts it: with the hotspot
+    loops in a `cityops hotspots` process beside it (`hotspots=False`: none, when another
+    District's serves the same database)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
+    def __init__(self, settings: Settings, hotspots: bool = True) -> None:
+        self.ports = [free_port()] + ([free_port()] if hotspots else [])
         env = {
             **os.environ,
             "CITYOPS_DATABASE_URL": settings.database_url,
             "CITYOPS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "CITYOPS_DISTRICT_PORT": str(self.port),
+            "CITYOPS_DISTRICT_PORT": str(self.ports[0]),
+            "CITYOPS_HOTSPOTS_PORT": str(self.ports[-1]),
+            "CITYOPS_HOTSPOTS_IN_DISTRICT": "0",
             "CITYOPS_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms),
             "CITYOPS_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
             "CITYOPS_GROUP_PREFIX": settings.group_prefix,
@@ -163,49 +167,65 @@ class District:
             "CITYOPS_LOG_LEVEL": "WARNING",
             "CITYOPS_TOKEN_RATE": "0",  # the API rows load one token from 16 clients
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.ops.cli", "district"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        commands = ["district", "hotspots"][: len(self.ports)]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "services.ops.cli", c], env=env, stdout=subprocess.DEVNULL
+            )
+            for c in commands
+        ]
+
+    @property
+    def port(self) -> int:
+        """The district service's."""
+        return self.ports[0]
 
     async def metric(self, name: str) -> float:
+        """The sum of a metric's samples over the processes."""
         import aiohttp
 
-        async with (
-            aiohttp.ClientSession() as s,
-            s.get(f"http://127.0.0.1:{self.port}/metrics") as r,
-        ):
-            text = await r.text()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
-        )
+        total = 0.0
+        async with aiohttp.ClientSession() as s:
+            for port in self.ports:
+                async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = await r.text()
+                total += sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith(name) and not line.startswith("#")
+                )
+        return total
 
     async def wait_ready(self) -> None:
-        import aiohttp
-
-        last = "no answer"
-        for _ in range(600):
-            try:
-                async with (
-                    aiohttp.ClientSession() as s,
-                    s.get(f"http://127.0.0.1:{self.port}/readyz") as r,
-                ):
-                    if r.status == 200:
-                        return
-                    last = await r.text()
-            except aiohttp.ClientError as exc:
-                last = repr(exc)
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"district service exited ({self.proc.returncode})")
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"district service not ready: {last}")
+        for port, proc in zip(self.ports, self.procs, strict=True):
+            await _ready(port, proc)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(20)
+
+
+async def _ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import aiohttp
+
+    last = "no answer"
+    for _ in range(600):
+        try:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.get(f"http://127.0.0.1:{port}/readyz") as r,
+            ):
+                if r.status == 200:
+                    return
+                last = await r.text()
+        except aiohttp.ClientError as exc:
+            last = repr(exc)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited ({proc.returncode})")
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{proc.args!r} not ready: {last}")
 
 
 class RecordAges:

@@ -111,13 +111,14 @@ async def bench_day(settings: Settings, n: int, seed: int) -> tuple[float, int]:
 
 
 async def with_districts(settings: Settings, k: int, work: Callable[[], Awaitable[float]]) -> float:
-    """`work` while `k` district processes (one consumer group) run, all of them ready; each
+    """`work` while `k` district processes (one consumer group; one hotspots process beside
+    them) run, all of them ready; each
     starts once the one before is ready (the embedded broker's group coordinator sometimes
     leaves a member not polling when several join at once)."""
     districts: list[District] = []
     try:
-        for _ in range(k):
-            districts.append(District(settings))
+        for i in range(k):
+            districts.append(District(settings, hotspots=i == 0))
             await districts[-1].wait_ready()
         return await work()
     finally:

@@ -267,7 +267,7 @@ async def run_all(
     The day and the two processes run after, each with districts of their own."""
     out: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
-    districts = [District(settings) for _ in range(args.instances)]
+    districts = [District(settings, hotspots=i == 0) for i in range(args.instances)]
     try:
         for d in districts:
             await d.wait_ready()

@@ -23,6 +23,13 @@ class Settings:
     http_host: str = field(default_factory=lambda: _env("HTTP_HOST", "127.0.0.1"))
     district_port: int = field(default_factory=lambda: int(_env("DISTRICT_PORT", "8080")))
     street_port: int = field(default_factory=lambda: int(_env("STREET_PORT", "8081")))
+    hotspots_port: int = field(default_factory=lambda: int(_env("HOTSPOTS_PORT", "8082")))
+    #: the hotspot counting and detection loops run inside the district service (1) or in
+    #: their own process, `cityops hotspots` (0: what `cityops run` and compose do, so the
+    #: detection rounds never hold up the district's intake)
+    hotspots_in_district: bool = field(
+        default_factory=lambda: _env("HOTSPOTS_IN_DISTRICT", "1") != "0"
+    )
     #: the embedded broker answers a fetch only when this expires: keep it short there.
     fetch_max_wait_ms: int = field(default_factory=lambda: int(_env("FETCH_MAX_WAIT_MS", "100")))
     #: the broker delays a group join by about half of this: short for the embedded broker.

@@ -10,19 +10,17 @@ from typing import cast
 from aiohttp import web
 
 from contracts import topics
-from services.common import auth, db, static
+from services.common import auth, static
 from services.common.clock import Clock
 from services.common.config import Settings
 from services.common.consumer import BatchConsumer
 from services.common.crypto import load_vault
-from services.common.health import KafkaProbe, PostgresProbe
 from services.common.http import HEALTH, READY_CHECKS, base_app
 from services.common.http import METRICS as METRICS_KEY
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import make_consumer
 from services.common.metrics import Metrics
-from services.common.outbox import Publisher, now_ms
 from services.common.tasks import background
-from services.district import api
+from services.district import api, resources
 from services.district.api import kpis as kpi_api
 from services.district.api import live, openapi
 from services.district.api import queues as queue_api
@@ -44,7 +42,6 @@ from services.district.keys import (
     KPI_WEIGHTS,
     PARKED,
     POOL,
-    PRODUCER,
     PUBLISHER,
     SETTINGS,
     STORE,
@@ -78,9 +75,10 @@ def create_app(
     static.install(app, "district")  # GET /: the one-screen console (services/console/)
     app.cleanup_ctx.extend(
         [
-            _pool,
+            resources.pool,
             _decisions,
-            _producer,
+            resources.publisher,
+            _workers,
             background("health", lambda a: a[HEALTH].run()),
             background("outbox-publisher", lambda a: a[PUBLISHER].run()),
             _consumer,
@@ -94,20 +92,11 @@ def create_app(
     app[READY_CHECKS].append(lambda: None if app[CONSUMER].ready else "consumer not yet polling")
     app.cleanup_ctx.append(live.context)
     app.cleanup_ctx.append(recent_events(live.LIVE))  # kept for Last-Event-ID (live_resume.py)
-    hotspots.install(app)  # GET /api/v1/hotspots; counting and detection loops
+    # GET /api/v1/hotspots; the counting and detection loops unless `cityops hotspots` runs them
+    hotspots.install(app, loops=settings.hotspots_in_district)
     # bearer tokens (per-token rate limit), JSON errors
     auth.install(app, POOL, settings.district_code, settings.token_rate, settings.token_burst)
     return app
-
-
-async def _pool(app: web.Application) -> AsyncIterator[None]:
-    s = app[SETTINGS]
-    app[POOL] = await db.create_pool(s.database_url, s.db_pool_size)
-    app[METRICS_KEY].watch_pool(app[POOL])  # cityops_db_pool_connections
-    app[HEALTH].add("postgres", probe := PostgresProbe(s.database_url))
-    yield
-    probe.close()
-    await app[POOL].close()
 
 
 async def _decisions(app: web.Application) -> AsyncIterator[None]:
@@ -126,32 +115,13 @@ async def _decisions(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _producer(app: web.Application) -> AsyncIterator[None]:
-    s, metrics = app[SETTINGS], app[METRICS_KEY]
-    producer = app[PRODUCER] = make_producer(s)
-    await producer.start()
-    app[HEALTH].add("kafka", kafka := KafkaProbe(s.kafka_bootstrap))
-    app[PUBLISHER] = Publisher(
-        app[POOL],
-        producer,
-        batch=s.outbox_batch,
-        on_published=lambda topic, origin_ms: _observe(metrics, topic, origin_ms),
-        retries=lambda kind: metrics.retries.labels(kind).inc(),
-    )
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """The case store and the timers (after the decisions and the publisher)."""
     app[STORE] = CaseStore(app[POOL], app[PUBLISHER].submit)
     app[TIMERS] = TimerWorker(
-        app[POOL], app[DECISIONS], app[PUBLISHER].submit, app[CLOCK], s.district_code
+        app[POOL], app[DECISIONS], app[PUBLISHER].submit, app[CLOCK], app[SETTINGS].district_code
     )
     yield
-    await kafka.close()
-    await producer.stop()
-
-
-def _observe(metrics: Metrics, topic: str, origin_ms: int | None) -> None:
-    kind = "task" if topic.startswith(topics.TASKS_PREFIX) else topic.rsplit(".", 1)[-1]
-    metrics.outbox_published.labels(kind).inc()
-    if origin_ms is not None and kind == "task":
-        metrics.dispatch_latency.observe(max(now_ms() - origin_ms, 0) / 1000)
 
 
 async def _consumer(app: web.Application) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("bootstrap", help="migrations, reference data, topics")
     sub.add_parser("district", help="the district centre service")
     sub.add_parser("street", help="the reference street platform service")
+    sub.add_parser("hotspots", help="the hotspot counting and detection loops, on their own")
     kpi_cli.add_arguments(
         sub.add_parser("kpis", help="closed-loop KPIs of a period, their trend, the ranking")
     )
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> None:
         from services.street.app import create_app as create_street
 
         run(create_street(settings), "street", settings.http_host, settings.street_port)
+    elif args.command == "hotspots":
+        from services.common.http import run
+        from services.district.hotspots.service import create_app as create_hotspots
+
+        run(create_hotspots(settings), "hotspots", settings.http_host, settings.hotspots_port)
     elif args.command == "kpis":
         sys.exit(asyncio.run(kpi_cli.main(settings, args)))
     elif args.command == "token":
@@ -91,6 +97,8 @@ def run_all(settings: Settings) -> int:
             kafka_bootstrap=env["CITYOPS_KAFKA_BOOTSTRAP"],
         )
         asyncio.run(bootstrap(settings))
+        # the hotspot loops in a process of their own: a round never holds up the intake
+        env.setdefault("CITYOPS_HOTSPOTS_IN_DISTRICT", "0")
         demo = asyncio.run(tokens.write_demo_tokens(settings))
         print(f"cityops: demo API tokens in {demo.relative_to(ROOT)}", flush=True)
         return _supervise(_children(env), env)
@@ -102,6 +110,8 @@ def run_all(settings: Settings) -> int:
 def _children(env: dict[str, str]) -> list[list[str]]:
     cityops = [sys.executable, "-m", "services.ops.cli"]
     children = [[*cityops, "district"], [*cityops, "street"]]
+    if env.get("CITYOPS_HOTSPOTS_IN_DISTRICT") == "0":
+        children.append([*cityops, "hotspots"])
     if env.get("CITYOPS_DEMO_FEED", "1") != "0":
         children.append([sys.executable, str(Path(ROOT, "scripts", "demo_feed.py"))])
     return children

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from services.common.auth import Role
 from services.common.clock import FakeClock
 from services.common.config import Settings
 from services.district.app import create_app as district_app
+from services.district.hotspots.service import create_app as hotspots_app
 from services.district.keys import POOL
 from tests.support import ORDERS, Service, Topics, running, wait_until
 
@@ -87,6 +89,32 @@ async def test_thirty_orders_in_ten_minutes_open_one_hotspot_that_closes_when_qu
         assert await district.metric("cityops_hotspots_open", kind="cluster", street=STREET) == 0
         status, body = await district.get("/api/v1/hotspots?state=closed")
         assert status == 200 and [h["state"] for h in body["items"]] == ["closed"]
+
+
+async def test_the_hotspots_process_finds_what_the_district_no_longer_counts_itself(
+    settings: Settings,
+) -> None:
+    """`cityops run` and compose run the loops in `cityops hotspots`: the district service
+    only serves the route, and the hotspot opens all the same."""
+    clock, rng = FakeClock(FRIDAY_10AM), random.Random(23)
+    alone = replace(settings, hotspots_in_district=False)
+    async with (
+        running(district_app(alone, clock=clock)) as district,
+        running(hotspots_app(alone, clock=clock)) as loops,
+        Topics(settings) as t,
+    ):
+        for i in range(12):
+            order = _order(i, rng)
+            await t.publish(topics.WORKORDERS, order["order_no"], order)
+        await wait_until(lambda: _counted(district, 12), "orders counted")
+        clock.advance(timedelta(minutes=5))
+        [opened] = await t.wait_for(topics.HOTSPOTS, lambda m: m["status"] == "open", "opened")
+        assert opened["category_code"] == BIKES and opened["kind"] == "cluster"
+        status, body = await district.get("/api/v1/hotspots")
+        assert status == 200 and [h["hotspot_id"] for h in body["items"]] == [opened["hotspot_id"]]
+        assert await loops.metric("cityops_hotspots_open", kind="cluster", street=STREET) == 1
+        _, text = await district.get("/metrics")
+        assert "cityops_hotspots_open" not in text  # no round runs in the district service
 
 
 async def _counted(district: Service, n: int) -> bool:

@@ -31,7 +31,11 @@ def start_run(env: dict[str, str]) -> subprocess.Popen[str]:
 async def test_run_starts_everything_feeds_the_loop_and_stops_on_sigterm(
     settings: Settings,
 ) -> None:
-    ports = {"CITYOPS_DISTRICT_PORT": str(free_port()), "CITYOPS_STREET_PORT": str(free_port())}
+    ports = {
+        "CITYOPS_DISTRICT_PORT": str(free_port()),
+        "CITYOPS_STREET_PORT": str(free_port()),
+        "CITYOPS_HOTSPOTS_PORT": str(free_port()),
+    }
     env = {
         **os.environ,
         **ports,
@@ -53,9 +57,9 @@ async def test_run_starts_everything_feeds_the_loop_and_stops_on_sigterm(
         async def listening() -> bool:
             line = await loop.run_in_executor(None, proc.stdout.readline)  # type: ignore[union-attr]
             lines.append(line.strip())
-            return sum("listening on http://" in x for x in lines) >= 2
+            return sum("listening on http://" in x for x in lines) >= 3
 
-        await wait_until(listening, "both services listening", timeout=60, every=0)
+        await wait_until(listening, "the three services listening", timeout=60, every=0)
         assert (
             f"cityops: district listening on http://127.0.0.1:{ports['CITYOPS_DISTRICT_PORT']}"
             in lines
@@ -63,6 +67,8 @@ async def test_run_starts_everything_feeds_the_loop_and_stops_on_sigterm(
         assert (
             f"cityops: street listening on http://127.0.0.1:{ports['CITYOPS_STREET_PORT']}" in lines
         )
+        hotspots = ports["CITYOPS_HOTSPOTS_PORT"]
+        assert f"cityops: hotspots listening on http://127.0.0.1:{hotspots}" in lines
         async with Topics(settings) as t:
 
             async def demo_tasks() -> bool:

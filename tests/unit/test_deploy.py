@@ -26,8 +26,16 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "cityops.json"
 GRAFANA = ROOT / "deploy" / "grafana" / "provisioning"
 METRICS_SOURCE = ROOT / "services" / "common" / "metrics.py"
 
-APP_SERVICES = {"district": "CITYOPS_DISTRICT_PORT", "street": "CITYOPS_STREET_PORT"}
-APP_DEFAULT_PORTS = {"CITYOPS_DISTRICT_PORT": 8080, "CITYOPS_STREET_PORT": 8081}
+APP_SERVICES = {
+    "district": "CITYOPS_DISTRICT_PORT",
+    "hotspots": "CITYOPS_HOTSPOTS_PORT",
+    "street": "CITYOPS_STREET_PORT",
+}
+APP_DEFAULT_PORTS = {
+    "CITYOPS_DISTRICT_PORT": 8080,
+    "CITYOPS_HOTSPOTS_PORT": 8082,
+    "CITYOPS_STREET_PORT": 8081,
+}
 _VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -142,8 +150,15 @@ def _exported(metric: str) -> bool:
 
 
 def test_compose_has_every_service(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"kafka", "postgres", "bootstrap", "district", "street", "prometheus", "grafana"}
-    assert expected <= services.keys()
+    expected = {"kafka", "postgres", "bootstrap", "district", "hotspots", "street"}
+    assert expected | {"prometheus", "grafana"} <= services.keys()
+
+
+def test_the_hotspot_loops_run_once_in_their_own_service(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert _env(services["district"])["CITYOPS_HOTSPOTS_IN_DISTRICT"] == "0"
+    assert services["hotspots"]["command"] == ["hotspots"]
 
 
 def test_kafka_runs_kraft_without_zookeeper(services: dict[str, dict[str, Any]]) -> None:
@@ -164,7 +179,7 @@ def test_kafka_runs_kraft_without_zookeeper(services: dict[str, dict[str, Any]])
     assert "healthcheck" in services["kafka"]
 
 
-@pytest.mark.parametrize("name", ["bootstrap", "district", "street"])
+@pytest.mark.parametrize("name", ["bootstrap", "district", "hotspots", "street"])
 def test_cityops_services_reach_kafka_and_postgres(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:
@@ -279,7 +294,7 @@ def test_prometheus_scrapes_both_services(services: dict[str, dict[str, Any]]) -
     config = _load_yaml(PROMETHEUS)
     assert config["global"]["scrape_interval"] == "15s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert {"cityops-district", "cityops-street"} <= jobs.keys()
+    assert {"cityops-district", "cityops-hotspots", "cityops-street"} <= jobs.keys()
     for name in APP_SERVICES:
         targets = _scrape_targets(jobs[f"cityops-{name}"])
         assert targets == [(name, _app_port(services, name))]

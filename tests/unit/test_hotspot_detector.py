@@ -10,6 +10,7 @@ street-week, all `repeat` (five reports on three days at one ~10 m place happen 
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 
 import pytest
@@ -18,8 +19,8 @@ from contracts.hotspots import HotspotKind
 from services.common.config import ROOT
 from services.district.hotspots import areas
 from services.district.hotspots.detector import Peers, Sent, Step, judge, step, verdict
-from services.district.hotspots.plan import Key
-from services.district.hotspots.rules import Thresholds, load, parse
+from services.district.hotspots.plan import Key, assess, may_open
+from services.district.hotspots.rules import Thresholds, WindowRule, load, parse
 from services.district.hotspots.stats import Series, hour_start, log10_sf, window_count
 from tests.unit.hotspot_sim import START, Run, Street, simulate
 
@@ -81,6 +82,24 @@ def test_busy_peers_raise_the_bar_but_not_the_own_reports() -> None:
     assert Peers.of({"c1": 12}).expected({"c1": 30}) == 0.0  # alone: nothing to compare with
 
 
+def test_peers_rank_the_others_as_a_sort_of_them_would() -> None:
+    """`expected` finds the quantile of the other areas in the counts sorted once; it must
+    agree with sorting the others afresh, ties and the key's own areas included."""
+    rng = random.Random(5)
+    for _ in range(2000):
+        counts = {f"c{i}": float(rng.randint(0, 6)) for i in range(rng.randint(0, 30))}
+        peers = Peers.of(counts)
+        own = {a: float(rng.randint(0, 3)) for a in rng.sample([*counts, "x", "y", "z"], 3)}
+        others = sorted(c for a, c in counts.items() if c > 0 and a not in own)
+        active = sum(1 for c in own.values() if c > 0)
+        want = (
+            others[min(int(0.9 * len(others)), len(others) - 1)] * active
+            if others and active
+            else 0.0
+        )
+        assert peers.expected(own) == want, (counts, own)
+
+
 def _false_per_street_week(run: Run, streets: int) -> float:
     return len(run.opened_between(START + WARM_UP, START + WARM_UP + WEEK)) / streets
 
@@ -127,3 +146,37 @@ def test_injected_cluster_surge_and_repeat_are_found_within_their_windows() -> N
 def test_thresholds_object_lists_windows_by_kind() -> None:
     assert isinstance(TH, Thresholds)
     assert [w.hours for w in TH.of(HotspotKind.SURGE)] == [24, 168]
+
+
+class _Buckets:
+    """A `plan.Lookup` over hourly buckets per cell, with no peers."""
+
+    def __init__(self, cells: dict[str, Series]) -> None:
+        self.cells = cells
+
+    def series(self, kind: areas.AreaKind, area: str, category_code: str) -> Series:
+        return self.cells.get(area, Series.empty())
+
+    def peers(self, rule: WindowRule, category_code: str) -> Peers:
+        return Peers()
+
+
+def test_a_key_skipped_as_too_few_reports_could_not_have_opened() -> None:
+    """A round judges no further the keys with fewer reports than any window needs: each one
+    skipped is one the full judgement would not open, and the busy ones are all judged."""
+    rng, now = random.Random(9), START + timedelta(days=3, minutes=17)
+    centre = areas.cell_of(121.45, 31.23)
+    skipped = 0
+    for _ in range(300):
+        cells = {
+            str(c): Series(
+                {hour_start(now) - timedelta(hours=h): rng.randint(0, 2) for h in range(3)}, {}
+            )
+            for c in rng.sample(areas.block(centre), rng.randint(1, 9))
+        }
+        lookup, key = _Buckets(cells), Key(HotspotKind.CLUSTER, str(centre), "0203")
+        opens = assess(key, lookup, now, START, TH).opens
+        if not may_open(key, lookup, now, TH):
+            skipped += 1
+            assert not opens, cells
+    assert 0 < skipped < 300

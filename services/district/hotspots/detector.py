@@ -5,6 +5,7 @@ one on its buckets (`stats.py`), and the key's verdict takes the strongest of th
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ class Peers:
     the areas that had one report or more (counted a little earlier than the key itself)."""
 
     counts: Mapping[str, float] = field(default_factory=dict)
+    #: the counts in ascending order (sorted once: every key of the round asks)
+    ranked: tuple[float, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ranked", tuple(sorted(self.counts.values())))
 
     @staticmethod
     def of(counts: Mapping[str, float]) -> Peers:
@@ -39,11 +45,25 @@ class Peers:
     def expected(self, own: Mapping[str, float]) -> float:
         """The count the key's active areas (`own`: area -> count) would have as busy peers:
         the `PEER_QUANTILE` of the other active areas, per active area of the key."""
-        others = sorted(c for a, c in self.counts.items() if a not in own)
+        mine = sorted(c for a in own if (c := self.counts.get(a)) is not None)
+        n = len(self.ranked) - len(mine)
         active = sum(1 for c in own.values() if c > 0)
-        if not others or not active:
+        if n <= 0 or not active:
             return 0.0
-        return others[min(int(PEER_QUANTILE * len(others)), len(others) - 1)] * active
+        i = min(int(PEER_QUANTILE * n), n - 1)  # the i-th of the others: step over the key's
+        for j, c in enumerate(mine):  # own counts, equal ones at consecutive ranks
+            if bisect.bisect_left(self.ranked, c) + _equal_before(mine, j) > i:
+                break
+            i += 1
+        return self.ranked[i] * active
+
+
+def _equal_before(ordered: Sequence[float], j: int) -> int:
+    """How many of `ordered[:j]` equal `ordered[j]`."""
+    n = 0
+    while n < j and ordered[j - 1 - n] == ordered[j]:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,17 @@ def assess(
     return verdict(judged)
 
 
+def may_open(key: Key, lookup: Lookup, now: datetime, th: Thresholds) -> bool:
+    """Whether a window of the key's kind counts the reports a hotspot needs to open
+    (`min_count`; `judge` rounds the count, so a half below is enough here). Most keys that
+    saw reports in a round have one or two: they are judged no further, and cannot open."""
+    parts = [lookup.series(key.area_kind, a, key.category_code) for a in key.areas()]
+    return any(
+        sum(window_count(s, rule.hours, now, rule.hourly) for s in parts) >= rule.min_count - 0.5
+        for rule in th.of(key.kind)
+    )
+
+
 def _around(key: Key, lookup: Lookup) -> Series | None:
     """The buckets of the cell a point place lies in (None for other keys)."""
     cell = _cell_around(key)
@@ -149,7 +160,11 @@ def decide(
         s = step(spot.last, v, now, th)
         if s is not Step.NONE:
             out.append(Decision(s, spot.key, v, spot))
-    judged = [(k, assess(k, lookup, now, since, th)) for k in candidates(dirty, spots)]
+    judged = [
+        (k, assess(k, lookup, now, since, th))
+        for k in candidates(dirty, spots)
+        if may_open(k, lookup, now, th)
+    ]
     clusters = [
         Candidate(k.category_code, int(k.area), v)
         for k, v in judged

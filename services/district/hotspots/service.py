@@ -1,5 +1,8 @@
-"""Hotspots in the district service: the counting consumer of `cityops.case-events`, the
-detection rounds, and the API route (registered by `install`)."""
+"""Hotspots: the counting consumer of `cityops.case-events`, the detection rounds, and the API
+route. The district service serves the route (`install`) and, unless told otherwise, runs the
+loops too; `cityops hotspots` (`create_app`) runs the loops alone, in a process of their own,
+so that a detection round (pure CPU over every key that saw reports) never holds up the
+district's intake on the same event loop."""
 
 from __future__ import annotations
 
@@ -8,15 +11,20 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from contracts import topics
+from services.common.clock import Clock
+from services.common.config import Settings
 from services.common.consumer import BatchConsumer
-from services.common.http import HEALTH
+from services.common.http import HEALTH, READY_CHECKS, base_app
 from services.common.http import METRICS as METRICS_KEY
 from services.common.kafka import make_consumer
+from services.common.metrics import Metrics
 from services.common.tasks import background
+from services.district import resources
 from services.district.hotspots import api, rules
 from services.district.hotspots.counting import Counting
 from services.district.hotspots.worker import Detector
-from services.district.keys import CLOCK, DECISIONS, POOL, PUBLISHER, SETTINGS
+from services.district.keys import CLOCK, POOL, PUBLISHER, SETTINGS
+from services.district.routing.queries import load_reference
 
 COUNTING = web.AppKey("hotspot_counting", BatchConsumer)
 DETECTOR = web.AppKey("hotspot_detector", Detector)
@@ -24,9 +32,36 @@ DETECTOR = web.AppKey("hotspot_detector", Detector)
 GROUP = "district-hotspots"
 
 
-def install(app: web.Application) -> None:
-    """Register the route and the two loops (after the pool, decisions and the publisher)."""
+def install(app: web.Application, *, loops: bool = True) -> None:
+    """Register the route, and the two loops when `loops` (after the pool and the publisher)."""
     app.router.add_routes(api.routes)
+    if loops:
+        _install_loops(app)
+
+
+def create_app(
+    settings: Settings, metrics: Metrics | None = None, clock: Clock | None = None
+) -> web.Application:
+    """`cityops hotspots`: the loops alone, with /healthz, /readyz and /metrics. As many
+    processes as wanted: counting shares the case-events partitions through its consumer
+    group, and one process at a time runs a round (an advisory lock)."""
+    app = base_app(metrics or Metrics())
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or Clock()
+    app.cleanup_ctx.extend(
+        [
+            resources.pool,
+            resources.publisher,
+            background("health", lambda a: a[HEALTH].run()),
+            background("outbox-publisher", lambda a: a[PUBLISHER].run()),
+        ]
+    )
+    _install_loops(app)
+    app[READY_CHECKS].append(lambda: None if app[COUNTING].ready else "counting not yet polling")
+    return app
+
+
+def _install_loops(app: web.Application) -> None:
     app.cleanup_ctx.extend(
         [
             _context,
@@ -48,7 +83,9 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         lanes=1,
         healthy=app[HEALTH].healthy,
     )
-    names = {c.code: c.name for c in app[DECISIONS].ctx.ref.categories.values()}
+    async with app[POOL].acquire() as conn:
+        ref = await load_reference(conn, s.district_code)
+    names = {c.code: c.name for c in ref.categories.values()}
     app[DETECTOR] = Detector(
         app[POOL], s.district_code, th, app[CLOCK], metrics, app[PUBLISHER].submit, names
     )

@@ -7,6 +7,7 @@ spread evenly within a bucket)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 MAX_SCORE = 300.0
 
 
+@functools.lru_cache(maxsize=256)
 def hour_start(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+@functools.lru_cache(maxsize=256)  # a round asks for the same `now` once per key and window
 def day_start(at: datetime) -> datetime:
     """Shanghai midnight starting the day `at` falls in."""
     local = at.astimezone(SHANGHAI)
