@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ async def main() -> None:
     base = Settings()
     cleanup: list[Callable[[], None]] = []
     stack: list[Any] = []
+    pg: EmbeddedPostgres | None = None
     try:
         dsn, kafka = base.database_url, base.kafka_bootstrap
         if not dsn:  # a throwaway cluster: nothing left behind to vacuum in the next run
@@ -65,6 +68,8 @@ async def main() -> None:
             group_prefix=f"bench-{uuid.uuid4().hex[:6]}",
         )
         await bootstrap(settings)
+        # with both embedded, each latency run gets a broker and database of its own
+        args.fresh = functools.partial(fresh_stack, pg, settings) if embedded and pg else None
         results, skipped = await run_all(settings, args)
     finally:
         for dep in reversed(stack):
@@ -72,6 +77,25 @@ async def main() -> None:
         for fn in cleanup:
             fn()
     report(results, skipped, args)
+
+
+@contextlib.asynccontextmanager
+async def fresh_stack(pg: EmbeddedPostgres, base: Settings) -> AsyncIterator[Settings]:
+    """A new database on the bench's PostgreSQL and a new embedded broker, bootstrapped. The
+    embedded broker keeps every message in memory and its fetches slow down with what it
+    holds (scripts/broker_probe.py), which Kafka's indexed logs do not: a latency run on a
+    broker that earlier runs filled would measure that, not the pipeline."""
+    broker = EmbeddedKafka()
+    try:
+        tag = uuid.uuid4().hex[:6]
+        dsn = await pg.create_database(f"bench_{tag}")
+        settings = replace(
+            base, database_url=dsn, kafka_bootstrap=broker.bootstrap, group_prefix=f"bench-{tag}"
+        )
+        await bootstrap(settings)
+        yield settings
+    finally:
+        broker.stop()
 
 
 if __name__ == "__main__":

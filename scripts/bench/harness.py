@@ -99,14 +99,16 @@ class TaskCounter:
     offsets are not exact, so each message is matched to its order; delivery is at-least-once,
     so an order whose task went out twice counts once)."""
 
-    def __init__(self, settings: Settings, order_nos: set[bytes]) -> None:
+    def __init__(
+        self, settings: Settings, order_nos: set[bytes], fetch_max_wait_ms: int | None = None
+    ) -> None:
         self.order_nos = order_nos
         self.seen: set[bytes] = set()
         self.last = time.perf_counter()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms or settings.fetch_max_wait_ms,
         )
 
     async def start(self) -> None:

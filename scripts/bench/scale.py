@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,6 +23,9 @@ from bench.harness import (
 )
 from contracts import topics
 from services.common.config import Settings
+
+_T = TypeVar("_T")
+STAMPS_FETCH_WAIT_MS = 250
 
 
 async def publish_stamped(
@@ -75,7 +79,11 @@ async def bench_latency(
     broker's own share; an order crosses the broker twice: in, and its task out)."""
     paced = dispatchable_orders(int(rate * seconds), seed)
     keys = {key for key, _ in paced}
-    ages, tasks = RecordAges(settings, topics.WORKORDERS, keys), TaskStamps(settings, keys)
+    # the tasks' times are their Kafka timestamps, not when the bench reads them: it reads
+    # them with long fetches, so as not to load the broker it measures with a fetch every 10 ms
+    # over every unit's topic
+    ages = RecordAges(settings, topics.WORKORDERS, keys)
+    tasks = TaskStamps(settings, keys, fetch_max_wait_ms=STAMPS_FETCH_WAIT_MS)
     await ages.start()
     await tasks.start()
     broker = asyncio.create_task(ages.collect(timeout=600))
@@ -110,7 +118,7 @@ async def bench_day(settings: Settings, n: int, seed: int) -> tuple[float, int]:
     return counter.last - started, n - seen
 
 
-async def with_districts(settings: Settings, k: int, work: Callable[[], Awaitable[float]]) -> float:
+async def with_districts(settings: Settings, k: int, work: Callable[[], Awaitable[_T]]) -> _T:
     """`work` while `k` district processes (one consumer group; one hotspots process beside
     them) run, all of them ready; each
     starts once the one before is ready (the embedded broker's group coordinator sometimes

@@ -302,8 +302,18 @@ def _add(out: dict[str, list[float]], name: str, value: float) -> None:
 async def _latency(
     settings: Settings, args: argparse.Namespace, out: dict[str, list[float]]
 ) -> None:
+    """Each run on a fresh broker and database with a district of its own when the bench
+    started them (`args.fresh`), else on the configured ones and the running district."""
     for i in range(args.repeat):
-        p50, p99, b50, b99 = await scale.bench_latency(settings, args.rate, args.seconds, 200 + i)
+        if args.fresh is None:
+            figures = await scale.bench_latency(settings, args.rate, args.seconds, 200 + i)
+        else:
+            async with args.fresh() as fresh:
+                run = functools.partial(
+                    scale.bench_latency, fresh, args.rate, args.seconds, 200 + i
+                )
+                figures = await scale.with_districts(fresh, 1, run)
+        p50, p99, b50, b99 = figures
         for name, value in (("p50", p50), ("p99", p99), ("broker_p50", b50), ("broker_p99", b99)):
             _add(out, name, value * 1000)
 

@@ -23,6 +23,7 @@ from services.common.auth import Principal, principal
 from services.common.config import Settings
 from services.common.fanout import Subscribers
 from services.common.http import METRICS
+from services.common.kafka import side_fetch_max_wait_ms
 from services.common.tasks import supervised
 from services.district.api import live_resume
 from services.district.api.models import EventsQuery
@@ -72,7 +73,7 @@ class LiveEvents:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_max_wait_ms=side_fetch_max_wait_ms(s),
             client_id=f"cityops-live-{s.instance}",
         )
         try:

@@ -75,7 +75,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     s, metrics = app[SETTINGS], app[METRICS_KEY]
     th = rules.load(s.reference_dir)
     app[COUNTING] = BatchConsumer(
-        lambda: make_consumer(s, GROUP, topics.CASE_EVENTS),
+        lambda: make_consumer(s, GROUP, topics.CASE_EVENTS, side=True),
         Counting(app[POOL], s.district_code),
         metrics,
         "hotspots",
