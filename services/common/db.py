@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
+from pydantic_core import to_json
 
 from services.common.config import ROOT
 
@@ -23,7 +24,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "jsonb",
         schema="pg_catalog",
         format="binary",
-        encoder=lambda v: b"\x01" + json.dumps(v, ensure_ascii=False).encode(),
+        encoder=lambda v: b"\x01" + to_json(v),  # (pydantic's encoder: a few times json's speed)
         decoder=lambda b: json.loads(b[1:]),
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from contracts import topics
 from services.common import db
@@ -39,7 +40,7 @@ async def publisher(app: web.Application) -> AsyncIterator[None]:
         app[POOL],
         producer,
         batch=s.outbox_batch,
-        on_published=lambda topic, origin_ms: _observe(metrics, topic, origin_ms),
+        on_published=_Observed(metrics),
         retries=lambda kind: metrics.retries.labels(kind).inc(),
     )
     yield
@@ -47,8 +48,21 @@ async def publisher(app: web.Application) -> AsyncIterator[None]:
     await producer.stop()
 
 
-def _observe(metrics: Metrics, topic: str, origin_ms: int | None) -> None:
-    kind = "task" if topic.startswith(topics.TASKS_PREFIX) else topic.rsplit(".", 1)[-1]
-    metrics.outbox_published.labels(kind).inc()
-    if origin_ms is not None and kind == "task":
-        metrics.dispatch_latency.observe(max(now_ms() - origin_ms, 0) / 1000)
+class _Observed:
+    """Counts each published message by kind (`cityops_outbox_published_total`) and times a
+    task's dispatch from its order (`cityops_dispatch_latency_seconds`); a counter per kind
+    and topic, looked up once."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.counters: dict[str, tuple[str, Counter]] = {}
+
+    def __call__(self, topic: str, origin_ms: int | None) -> None:
+        found = self.counters.get(topic)
+        if found is None:
+            kind = "task" if topic.startswith(topics.TASKS_PREFIX) else topic.rsplit(".", 1)[-1]
+            found = self.counters[topic] = (kind, self.metrics.outbox_published.labels(kind))
+        kind, counter = found
+        counter.inc()
+        if origin_ms is not None and kind == "task":
+            self.metrics.dispatch_latency.observe(max(now_ms() - origin_ms, 0) / 1000)
