@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
 import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -260,11 +261,13 @@ async def run_all(
     The console comes first, on a database holding its 10,000 open cases and little else (the
     other rows open tens of thousands more).
 
-    Latency comes next: the embedded broker keeps every message in memory and its fetch
-    latency grows with what it holds (scripts/broker_probe.py: a plain produce-consume at 500/s
-    gives p99 13, 19, 24, 48 ms in four consecutive 10 s runs), which Kafka's does not; each
-    run also measures the broker's own share for the same orders (`broker_p50`, `broker_p99`).
-    The day and the two processes run after, each with districts of their own."""
+    The embedded broker keeps every message in memory and its fetches slow down with what it
+    holds (scripts/broker_probe.py: a plain produce-consume at 500/s gives p99 13, 19, 24,
+    48 ms in four consecutive 10 s runs), which Kafka's do not: with both embedded, each
+    latency run, each round of raw, loop and floor, each process count and the day get a
+    broker and database of their own (`args.fresh`), with district processes of their own.
+    Each latency run also measures the broker's own share for the same orders (`broker_p50`,
+    `broker_p99`)."""
     out: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
     districts = [District(settings, hotspots=i == 0) for i in range(args.instances)]
@@ -277,7 +280,7 @@ async def run_all(
             else:
                 out.update(await console.bench_console(settings, districts[0], args.repeat))
         if args.only in (None, "latency"):
-            await _latency(settings, args, out)
+            await _latency(settings, args, out, districts)
         if args.only in (None, "loop"):
             await _loop(settings, args, out, districts)
     finally:
@@ -285,7 +288,8 @@ async def run_all(
             d.stop()
     if args.only in (None, "day"):  # once by default: it is the longest row
         for i in range(args.repeat if args.only else 1):
-            seconds, missing = await scale.bench_day(settings, args.day, seed=600 + i)
+            async with _fresh(settings, args) as s:
+                seconds, missing = await scale.bench_day(s, args.day, seed=600 + i)
             _add(out, "day_s", seconds)
             _add(out, "day_missing", missing)
     if args.only in (None, "instances"):
@@ -300,19 +304,16 @@ def _add(out: dict[str, list[float]], name: str, value: float) -> None:
 
 
 async def _latency(
-    settings: Settings, args: argparse.Namespace, out: dict[str, list[float]]
+    settings: Settings,
+    args: argparse.Namespace,
+    out: dict[str, list[float]],
+    districts: list[District],
 ) -> None:
     """Each run on a fresh broker and database with a district of its own when the bench
     started them (`args.fresh`), else on the configured ones and the running district."""
     for i in range(args.repeat):
-        if args.fresh is None:
-            figures = await scale.bench_latency(settings, args.rate, args.seconds, 200 + i)
-        else:
-            async with args.fresh() as fresh:
-                run = functools.partial(
-                    scale.bench_latency, fresh, args.rate, args.seconds, 200 + i
-                )
-                figures = await scale.with_districts(fresh, 1, run)
+        async with _stage(settings, args, districts) as (s, _):
+            figures = await scale.bench_latency(s, args.rate, args.seconds, 200 + i)
         p50, p99, b50, b99 = figures
         for name, value in (("p50", p50), ("p99", p99), ("broker_p50", b50), ("broker_p99", b99)):
             _add(out, name, value * 1000)
@@ -324,21 +325,54 @@ async def _loop(
     out: dict[str, list[float]],
     districts: list[District],
 ) -> None:
-    """Raw, loop and floor alternating; the first loop run also counts what an order costs."""
+    """Raw, loop and floor alternating, each round on a broker and database of its own when
+    the bench started them (`args.fresh`); the first loop run also counts what an order
+    costs, the last round's tasks serve the timers row."""
     for i in range(args.repeat):
-        _add(out, "raw", await bench_raw(settings, args.orders, seed=100 + i))
-        footprint = scale.Footprint(settings, districts)
-        await footprint.start()
-        _add(out, "loop", await bench_throughput(settings, args.orders, seed=i))
-        if i == 0:
-            for name, value in (await footprint.stop(args.orders, _outbox_empty(settings))).items():
-                _add(out, name, value)
-        _add(out, "floor", await bench_floor(settings, args.orders, seed=400 + i))
-    out["timers"] = [await bench_timers(settings)]
+        async with _stage(settings, args, districts) as (s, ds):
+            _add(out, "raw", await bench_raw(s, args.orders, seed=100 + i))
+            footprint = scale.Footprint(s, ds)
+            await footprint.start()
+            _add(out, "loop", await bench_throughput(s, args.orders, seed=i))
+            if i == 0:
+                for name, value in (await footprint.stop(args.orders, _outbox_empty(s))).items():
+                    _add(out, name, value)
+            _add(out, "floor", await bench_floor(s, args.orders, seed=400 + i))
+            if i == args.repeat - 1:
+                out["timers"] = [await bench_timers(s)]
     api = await bench_api(settings, districts[0])
     for name, figures in api.items():
         out[f"{name}_per_s"] = [figures["per_s"]]
         out[f"{name}_p99"] = [figures["p99_ms"]]
+
+
+@contextlib.asynccontextmanager
+async def _fresh(settings: Settings, args: argparse.Namespace) -> AsyncIterator[Settings]:
+    """A fresh broker and database (`args.fresh`), else the configured ones."""
+    if args.fresh is None:
+        yield settings
+        return
+    async with args.fresh() as fresh:
+        yield fresh
+
+
+@contextlib.asynccontextmanager
+async def _stage(
+    settings: Settings, args: argparse.Namespace, districts: list[District]
+) -> AsyncIterator[tuple[Settings, list[District]]]:
+    """A fresh broker and database with a district process of their own (`args.fresh`), or
+    the configured ones and the running districts. The embedded broker slows down with what
+    it holds: on one broker, three loop runs in a row gave 3,033, 2,561 and 2,016 orders/s."""
+    if args.fresh is None:
+        yield settings, districts
+        return
+    async with _fresh(settings, args) as fresh:
+        district = District(fresh)
+        try:
+            await district.wait_ready()
+            yield fresh, [district]
+        finally:
+            district.stop()
 
 
 def _outbox_empty(settings: Settings) -> Callable[[], Awaitable[bool]]:
@@ -358,8 +392,9 @@ async def _instances(
     """The same orders through one district process, then two (one consumer group)."""
     for i in range(args.repeat):
         for k, name in ((1, "one_process"), (2, "two_processes")):
-            run = functools.partial(bench_throughput, settings, args.orders, 700 + 10 * i + k)
-            _add(out, name, await scale.with_districts(settings, k, run))
+            async with _fresh(settings, args) as s:
+                run = functools.partial(bench_throughput, s, args.orders, 700 + 10 * i + k)
+                _add(out, name, await scale.with_districts(s, k, run))
 
 
 async def _intake(
