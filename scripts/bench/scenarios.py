@@ -312,7 +312,7 @@ async def _latency(
     """Each run on a fresh broker and database with a district of its own when the bench
     started them (`args.fresh`), else on the configured ones and the running district."""
     for i in range(args.repeat):
-        async with _stage(settings, args, districts) as (s, _):
+        async with _fresh(settings, args) as s, _serving(s, args, districts):
             figures = await scale.bench_latency(s, args.rate, args.seconds, 200 + i)
         p50, p99, b50, b99 = figures
         for name, value in (("p50", p50), ("p99", p99), ("broker_p50", b50), ("broker_p99", b99)):
@@ -326,24 +326,34 @@ async def _loop(
     districts: list[District],
 ) -> None:
     """Raw, loop and floor alternating, each round on a broker and database of its own when
-    the bench started them (`args.fresh`); the first loop run also counts what an order
-    costs, the last round's tasks serve the timers row."""
+    the bench started them (`args.fresh`), the raw loop before the round's services start
+    (the ceiling, on a box that runs nothing else); the first loop run also counts what an
+    order costs, the last round's tasks serve the timers row."""
     for i in range(args.repeat):
-        async with _stage(settings, args, districts) as (s, ds):
+        async with _fresh(settings, args) as s:
             _add(out, "raw", await bench_raw(s, args.orders, seed=100 + i))
-            footprint = scale.Footprint(s, ds)
-            await footprint.start()
-            _add(out, "loop", await bench_throughput(s, args.orders, seed=i))
-            if i == 0:
-                for name, value in (await footprint.stop(args.orders, _outbox_empty(s))).items():
-                    _add(out, name, value)
-            _add(out, "floor", await bench_floor(s, args.orders, seed=400 + i))
-            if i == args.repeat - 1:
-                out["timers"] = [await bench_timers(s)]
+            async with _serving(s, args, districts) as ds:
+                await _round(s, args, out, ds, i)
     api = await bench_api(settings, districts[0])
     for name, figures in api.items():
         out[f"{name}_per_s"] = [figures["per_s"]]
         out[f"{name}_p99"] = [figures["p99_ms"]]
+
+
+async def _round(
+    s: Settings, args: argparse.Namespace, out: dict[str, list[float]], ds: list[District], i: int
+) -> None:
+    """Round `i` with its districts `ds`: the loop, what an order costs (the first round), the
+    floor, the timers (the last round)."""
+    footprint = scale.Footprint(s, ds)
+    await footprint.start()
+    _add(out, "loop", await bench_throughput(s, args.orders, seed=i))
+    if i == 0:
+        for name, value in (await footprint.stop(args.orders, _outbox_empty(s))).items():
+            _add(out, name, value)
+    _add(out, "floor", await bench_floor(s, args.orders, seed=400 + i))
+    if i == args.repeat - 1:
+        out["timers"] = [await bench_timers(s)]
 
 
 @contextlib.asynccontextmanager
@@ -357,22 +367,20 @@ async def _fresh(settings: Settings, args: argparse.Namespace) -> AsyncIterator[
 
 
 @contextlib.asynccontextmanager
-async def _stage(
+async def _serving(
     settings: Settings, args: argparse.Namespace, districts: list[District]
-) -> AsyncIterator[tuple[Settings, list[District]]]:
-    """A fresh broker and database with a district process of their own (`args.fresh`), or
-    the configured ones and the running districts. The embedded broker slows down with what
-    it holds: on one broker, three loop runs in a row gave 3,033, 2,561 and 2,016 orders/s."""
+) -> AsyncIterator[list[District]]:
+    """On a fresh broker and database (`args.fresh`), a district process of their own;
+    else the running districts."""
     if args.fresh is None:
-        yield settings, districts
+        yield districts
         return
-    async with _fresh(settings, args) as fresh:
-        district = District(fresh)
-        try:
-            await district.wait_ready()
-            yield fresh, [district]
-        finally:
-            district.stop()
+    district = District(settings)
+    try:
+        await district.wait_ready()
+        yield [district]
+    finally:
+        district.stop()
 
 
 def _outbox_empty(settings: Settings) -> Callable[[], Awaitable[bool]]:
