@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -18,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import topics
 from services.common.auth import TOKENS, Role
-from services.common.config import Settings
+from services.common.config import ROOT, Settings
 
 DATA = Path(__file__).parent / "data"
 
@@ -242,3 +243,15 @@ async def lagging_partitions(bootstrap: str, group: str, names: Iterable[str]) -
         return behind
     finally:
         await consumer.stop()
+
+
+async def run_cityops(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    """The `cityops` command in a process of its own, with exactly `env`: its exit code,
+    stdout and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.ops.cli", *argv, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -4,21 +4,19 @@ it is not repeated by accident."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from typing import Any
 
 import asyncpg
 import pytest
 
 from contracts import topics
-from services.common.config import ROOT, Settings
+from services.common.config import Settings
 from services.district.app import create_app as district_app
 from services.district.decisions import opening
 from tests.integration.test_intake import BUREAU, SMOKE
-from tests.support import ORDERS, Topics, running
+from tests.support import ORDERS, Topics, run_cityops, running
 
 PHONE = "13800000001"  # the caller of the sample order SMOKE
 
@@ -33,13 +31,7 @@ async def cityops(settings: Settings, *argv: str, key: bool = True) -> tuple[int
         "CITYOPS_PHONE_KEY_FILE": settings.phone_key_file if key else "/nonexistent/phone.key",
         "USER": "值班长张三",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.ops.cli", *argv, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cityops(env, *argv)
 
 
 async def unseals(settings: Settings) -> list[tuple[str, str, str]]:

@@ -11,8 +11,6 @@ resolved by Fri 12-04 10:00; the clock then jumps to Fri 12-04 12:00 (AS_OF).
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +18,7 @@ import asyncpg
 
 from contracts import topics
 from services.common.clock import FakeClock
-from services.common.config import ROOT, Settings
+from services.common.config import Settings
 from services.district.app import create_app as district_app
 from services.district.keys import POOL
 from tests.integration.test_kpis import (
@@ -33,6 +31,7 @@ from tests.integration.test_kpis import (
     Loop,
     dec,
     followup,
+    kpis_cli,
     nov,
     rate,
 )
@@ -248,16 +247,4 @@ async def _cli(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, *args: str) -> str:
-    env = {"CITYOPS_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
-    period = ("--from", "2026-11-27", "--to", "2026-12-05")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "services.ops.cli", "kpis", *period, *args),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
+    return await kpis_cli(settings, "--from", "2026-11-27", "--to", "2026-12-05", *args)

@@ -10,8 +10,6 @@ acted (`at`, in the past), so some acted late.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +20,15 @@ from services.common.clock import FakeClock
 from services.common.config import ROOT, Settings
 from services.district.app import create_app as district_app
 from services.district.keys import POOL
-from tests.support import Service, Topics, running, samples, task_feedback, wait_until
+from tests.support import (
+    Service,
+    Topics,
+    run_cityops,
+    running,
+    samples,
+    task_feedback,
+    wait_until,
+)
 
 T0 = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
 AS_OF = datetime.fromisoformat("2026-12-04T12:00:00+08:00")
@@ -291,26 +297,16 @@ async def test_bad_kpi_queries_are_told_why(settings: Settings) -> None:
 
 
 async def test_cli_prints_the_table(settings: Settings) -> None:
-    env = {"CITYOPS_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.ops.cli",
-        "kpis",
-        "--by",
-        "source",
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-12-01",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    out = await kpis_cli(settings, "--by", "source", "--from", "2026-11-01", "--to", "2026-12-01")
+    lines = out.splitlines()
     assert lines[0].startswith("closed-loop KPIs by source, [2026-11-01T00:00:00+08:00")
     assert lines[2].split()[:3] == ["source", "name", "结案率"]
     assert lines[-1].split()[:3] == ["total", "–", "0/0"]
+
+
+async def kpis_cli(settings: Settings, *args: str) -> str:
+    """`cityops kpis` with nothing but the database's URL: its table (it must succeed)."""
+    env = {"CITYOPS_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    code, out, err = await run_cityops(env, "kpis", *args)
+    assert code == 0, err
+    return out
