@@ -24,7 +24,7 @@ from services.district.hotspots import api, rules
 from services.district.hotspots.counting import Counting
 from services.district.hotspots.worker import Detector
 from services.district.keys import CLOCK, POOL, PUBLISHER, SETTINGS
-from services.district.routing.queries import load_reference
+from services.district.routing.queries import load_categories
 
 COUNTING = web.AppKey("hotspot_counting", BatchConsumer)
 DETECTOR = web.AppKey("hotspot_detector", Detector)
@@ -84,8 +84,8 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         healthy=app[HEALTH].healthy,
     )
     async with app[POOL].acquire() as conn:
-        ref = await load_reference(conn, s.district_code)
-    names = {c.code: c.name for c in ref.categories.values()}
+        categories = await load_categories(conn, s.district_code)
+    names = {c.code: c.name for c in categories.values()}
     app[DETECTOR] = Detector(
         app[POOL], s.district_code, th, app[CLOCK], metrics, app[PUBLISHER].submit, names
     )

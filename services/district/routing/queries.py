@@ -102,14 +102,9 @@ async def _load_geography(
     return tuple((r["unit_code"], r["road"]) for r in roads), features
 
 
-async def load_reference(conn: asyncpg.Connection, district_code: str) -> Reference:
-    units = {
-        r["unit_code"]: Unit(r["unit_code"], r["name"], r["tier"])
-        for r in await conn.fetch(
-            "SELECT unit_code, name, tier FROM units WHERE district_code = $1", district_code
-        )
-    }
-    categories = {
+async def load_categories(conn: asyncpg.Connection, district_code: str) -> dict[str, Category]:
+    """The district's categories by code (without the rest of the reference)."""
+    return {
         r["code"]: Category(
             r["code"],
             r["minor"],
@@ -123,6 +118,16 @@ async def load_reference(conn: asyncpg.Connection, district_code: str) -> Refere
             "SELECT * FROM categories WHERE district_code = $1", district_code
         )
     }
+
+
+async def load_reference(conn: asyncpg.Connection, district_code: str) -> Reference:
+    units = {
+        r["unit_code"]: Unit(r["unit_code"], r["name"], r["tier"])
+        for r in await conn.fetch(
+            "SELECT unit_code, name, tier FROM units WHERE district_code = $1", district_code
+        )
+    }
+    categories = await load_categories(conn, district_code)
     anchors = tuple(
         Anchor(r["unit_code"], r["lon"], r["lat"])
         for r in await conn.fetch(
