@@ -5,11 +5,11 @@ against one, and what an order costs in writes and messages (`Footprint`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -23,8 +23,6 @@ from bench.harness import (
 )
 from contracts import topics
 from services.common.config import Settings
-
-_T = TypeVar("_T")
 
 
 async def publish_stamped(
@@ -114,17 +112,17 @@ async def bench_day(settings: Settings, n: int, seed: int) -> tuple[float, int]:
     return counter.last - started, n - seen
 
 
-async def with_districts(settings: Settings, k: int, work: Callable[[], Awaitable[_T]]) -> _T:
-    """`work` while `k` district processes (one consumer group; one hotspots process beside
-    them) run, all of them ready; each
-    starts once the one before is ready (the embedded broker's group coordinator sometimes
-    leaves a member not polling when several join at once)."""
+@contextlib.asynccontextmanager
+async def running_districts(settings: Settings, k: int) -> AsyncIterator[list[District]]:
+    """`k` district processes (one consumer group; one hotspots process beside them), all of
+    them ready; each starts once the one before is ready (the embedded broker's group
+    coordinator sometimes leaves a member not polling when several join at once)."""
     districts: list[District] = []
     try:
         for i in range(k):
             districts.append(District(settings, hotspots=i == 0))
             await districts[-1].wait_ready()
-        return await work()
+        yield districts
     finally:
         for d in districts:
             d.stop()

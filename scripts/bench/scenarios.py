@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import gc
 import json
 import sys
@@ -375,12 +374,8 @@ async def _serving(
     if args.fresh is None:
         yield districts
         return
-    district = District(settings)
-    try:
-        await district.wait_ready()
-        yield [district]
-    finally:
-        district.stop()
+    async with scale.running_districts(settings, 1) as fresh:
+        yield fresh
 
 
 def _outbox_empty(settings: Settings) -> Callable[[], Awaitable[bool]]:
@@ -400,9 +395,8 @@ async def _instances(
     """The same orders through one district process, then two (one consumer group)."""
     for i in range(args.repeat):
         for k, name in ((1, "one_process"), (2, "two_processes")):
-            async with _fresh(settings, args) as s:
-                run = functools.partial(bench_throughput, s, args.orders, 700 + 10 * i + k)
-                _add(out, name, await scale.with_districts(s, k, run))
+            async with _fresh(settings, args) as s, scale.running_districts(s, k):
+                _add(out, name, await bench_throughput(s, args.orders, 700 + 10 * i + k))
 
 
 async def _intake(
